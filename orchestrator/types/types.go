@@ -1,0 +1,285 @@
+package types
+
+import (
+	"time"
+)
+
+// NodeRole says whether a node takes part in the control plane.
+type NodeRole string
+
+// Node roles.
+const (
+	RoleManager NodeRole = "manager"
+	RoleWorker  NodeRole = "worker"
+)
+
+// NodeStatus is a node's liveness as the managers see it.
+type NodeStatus string
+
+// Node statuses.
+const (
+	NodeReady    NodeStatus = "ready"
+	NodeDown     NodeStatus = "down"
+	NodeDraining NodeStatus = "draining"
+	NodeUnknown  NodeStatus = "unknown"
+)
+
+// NodeAvailability is the operator's wish for a node, separate from its
+// liveness, as in Swarm: only active nodes receive new tasks, and a drained
+// node's tasks move away. Added in schema version 2.
+type NodeAvailability string
+
+// Node availabilities.
+const (
+	NodeActive NodeAvailability = "active"
+	NodePause  NodeAvailability = "pause"
+	NodeDrain  NodeAvailability = "drain"
+)
+
+// ServiceMode says how many tasks a service wants.
+type ServiceMode string
+
+// Service modes.
+const (
+	ModeReplicated ServiceMode = "replicated"
+	ModeGlobal     ServiceMode = "global"
+)
+
+// DeployStrategy is how a service update replaces its tasks.
+type DeployStrategy string
+
+// Deploy strategies.
+const (
+	DeployRolling   DeployStrategy = "rolling"
+	DeployBlueGreen DeployStrategy = "blue-green"
+	DeployCanary    DeployStrategy = "canary"
+)
+
+// ContainerState is a task's state, desired or actual.
+type ContainerState string
+
+// Container states.
+const (
+	ContainerPending  ContainerState = "pending"
+	ContainerRunning  ContainerState = "running"
+	ContainerFailed   ContainerState = "failed"
+	ContainerComplete ContainerState = "complete"
+	ContainerShutdown ContainerState = "shutdown"
+)
+
+// HealthStatus is the outcome of a container's health checks.
+type HealthStatus string
+
+// Health statuses.
+const (
+	HealthHealthy   HealthStatus = "healthy"
+	HealthUnhealthy HealthStatus = "unhealthy"
+	HealthUnknown   HealthStatus = "unknown"
+)
+
+// RestartCondition says when a stopped task is restarted.
+type RestartCondition string
+
+// Restart conditions.
+const (
+	RestartNone      RestartCondition = "none"
+	RestartOnFailure RestartCondition = "on-failure"
+	RestartAlways    RestartCondition = "always"
+)
+
+// FailureAction is what a rolling update does when a new task fails.
+type FailureAction string
+
+// Failure actions.
+const (
+	FailurePause    FailureAction = "pause"
+	FailureContinue FailureAction = "continue"
+	FailureRollback FailureAction = "rollback"
+)
+
+// Protocol is a published port's transport protocol.
+type Protocol string
+
+// Protocols.
+const (
+	ProtocolTCP Protocol = "tcp"
+	ProtocolUDP Protocol = "udp"
+)
+
+// PublishMode says where a published port listens: on every node (ingress)
+// or only on the node running the task (host).
+type PublishMode string
+
+// Publish modes.
+const (
+	PublishIngress PublishMode = "ingress"
+	PublishHost    PublishMode = "host"
+)
+
+// HealthCheckType is the kind of probe a health check runs.
+type HealthCheckType string
+
+// Health check types.
+const (
+	HealthCheckHTTP HealthCheckType = "http"
+	HealthCheckTCP  HealthCheckType = "tcp"
+	HealthCheckExec HealthCheckType = "exec"
+)
+
+// Node is a machine in the cluster, manager or worker.
+type Node struct {
+	SchemaVersion int `json:",omitempty"`
+	ID            string
+	Role          NodeRole
+	Address       string
+	OverlayIP     IP
+	Hostname      string
+	Labels        map[string]string
+	Resources     *NodeResources
+	Status        NodeStatus
+	Availability  NodeAvailability `json:",omitempty"`
+	LastHeartbeat time.Time
+	CreatedAt     time.Time
+}
+
+// NodeResources is a node's capacity and what is allocated of it.
+type NodeResources struct {
+	CPUCores        int
+	MemoryBytes     int64
+	DiskBytes       int64
+	CPUAllocated    float64
+	MemoryAllocated int64
+	DiskAllocated   int64
+}
+
+// Service is what a user asked to run.
+type Service struct {
+	SchemaVersion  int `json:",omitempty"`
+	ID             string
+	Name           string
+	Image          string
+	Replicas       int
+	Mode           ServiceMode
+	DeployStrategy DeployStrategy
+	UpdateConfig   *UpdateConfig
+	Env            []string
+	Ports          []*PortMapping
+	Networks       []string // network IDs
+	Secrets        []string // secret IDs
+	Volumes        []*VolumeMount
+	Labels         map[string]string
+	HealthCheck    *HealthCheck
+	RestartPolicy  *RestartPolicy
+	Resources      *ResourceRequirements
+	StopTimeout    int `json:",omitempty"` // seconds; 0 means the default
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// UpdateConfig tunes how a service update rolls out.
+type UpdateConfig struct {
+	Parallelism   int
+	Delay         time.Duration
+	FailureAction FailureAction
+	CanaryWeight  int // percent of traffic for canary deployments
+}
+
+// PortMapping publishes a container port on the nodes.
+type PortMapping struct {
+	ContainerPort int
+	HostPort      int // 0: not published on the host
+	Protocol      Protocol
+	PublishMode   PublishMode `json:",omitempty"`
+}
+
+// VolumeMount mounts a named volume into a container.
+type VolumeMount struct {
+	Source   string // volume name
+	Target   string // absolute path in the container
+	ReadOnly bool   `json:",omitempty"`
+}
+
+// HealthCheck is a probe run against each task of a service.
+type HealthCheck struct {
+	Type        HealthCheckType
+	Path        string   `json:",omitempty"` // http: request path
+	Port        int      `json:",omitempty"` // http, tcp: container port
+	Command     []string `json:",omitempty"` // exec: argv run in the container
+	Interval    time.Duration
+	Timeout     time.Duration
+	Retries     int
+	StartPeriod time.Duration `json:",omitempty"`
+}
+
+// RestartPolicy says whether and how often a stopped task is restarted.
+type RestartPolicy struct {
+	Condition   RestartCondition
+	MaxAttempts int // 0: no limit
+	Delay       time.Duration
+}
+
+// ResourceRequirements are a task's CPU and memory limits and reservations.
+type ResourceRequirements struct {
+	CPULimit          float64 `json:",omitempty"` // cores
+	MemoryLimit       int64   `json:",omitempty"` // bytes
+	CPUReservation    float64 `json:",omitempty"`
+	MemoryReservation int64   `json:",omitempty"`
+}
+
+// Container is one task of a service: where it should run and how it does.
+type Container struct {
+	SchemaVersion int `json:",omitempty"`
+	ID            string
+	ServiceID     string
+	ServiceName   string
+	NodeID        string // empty while unscheduled
+	ContainerID   string // the runtime's ID
+	DesiredState  ContainerState
+	ActualState   ContainerState
+	HealthStatus  HealthStatus `json:",omitempty"`
+	Image         string
+	Env           []string
+	Ports         []*PortMapping
+	Mounts        []*VolumeMount
+	HealthCheck   *HealthCheck
+	RestartPolicy *RestartPolicy
+	Resources     *ResourceRequirements
+	StopTimeout   int `json:",omitempty"`
+	CreatedAt     time.Time
+	StartedAt     time.Time
+	FinishedAt    time.Time
+	ExitCode      int
+	Error         string
+}
+
+// Secret is sensitive data; Data holds only ciphertext.
+type Secret struct {
+	SchemaVersion int `json:",omitempty"`
+	ID            string
+	Name          string
+	Data          []byte // encrypted with AES-256-GCM
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Volume is persistent storage; a local volume belongs to one node.
+type Volume struct {
+	SchemaVersion int `json:",omitempty"`
+	ID            string
+	Name          string
+	Driver        string
+	NodeID        string // node affinity of a local volume; empty until placed
+	MountPath     string // host path
+	Options       map[string]string
+	CreatedAt     time.Time
+}
+
+// Network is an overlay network services attach to.
+type Network struct {
+	SchemaVersion int `json:",omitempty"`
+	ID            string
+	Name          string
+	Subnet        string
+	Gateway       string
+	Driver        string
+}
