@@ -39,12 +39,12 @@ type KVTx interface {
 // by-service and by-node buckets hold one key per container,
 // "<serviceID or nodeID>\x00<containerID>", whose value is the container ID.
 const (
-	ServicesByName       = "services_by_name"
-	SecretsByName        = "secrets_by_name"
-	VolumesByName        = "volumes_by_name"
-	NetworksByName       = "networks_by_name"
-	ContainersByService  = "containers_by_service"
-	ContainersByNode     = "containers_by_node"
+	ServicesByName      = "services_by_name"
+	SecretsByName       = "secrets_by_name"
+	VolumesByName       = "volumes_by_name"
+	NetworksByName      = "networks_by_name"
+	ContainersByService = "containers_by_service"
+	ContainersByNode    = "containers_by_node"
 )
 
 // Buckets lists every bucket the typed Store uses: the six record buckets

@@ -66,7 +66,9 @@ func (s *store) DeleteService(id string) error {
 }
 
 // GetServiceByName implements Reader.
-func (t txn) GetServiceByName(name string) (*types.Service, error) { return services.getByName(t.kv, name) }
+func (t txn) GetServiceByName(name string) (*types.Service, error) {
+	return services.getByName(t.kv, name)
+}
 
 // GetServiceByName implements Reader.
 func (s *store) GetServiceByName(name string) (*types.Service, error) {
@@ -134,7 +136,9 @@ func (s *store) DeleteSecret(id string) error {
 }
 
 // GetSecretByName implements Reader.
-func (t txn) GetSecretByName(name string) (*types.Secret, error) { return secrets.getByName(t.kv, name) }
+func (t txn) GetSecretByName(name string) (*types.Secret, error) {
+	return secrets.getByName(t.kv, name)
+}
 
 // GetSecretByName implements Reader.
 func (s *store) GetSecretByName(name string) (*types.Secret, error) {
@@ -172,7 +176,9 @@ func (s *store) DeleteVolume(id string) error {
 }
 
 // GetVolumeByName implements Reader.
-func (t txn) GetVolumeByName(name string) (*types.Volume, error) { return volumes.getByName(t.kv, name) }
+func (t txn) GetVolumeByName(name string) (*types.Volume, error) {
+	return volumes.getByName(t.kv, name)
+}
 
 // GetVolumeByName implements Reader.
 func (s *store) GetVolumeByName(name string) (*types.Volume, error) {
@@ -210,7 +216,9 @@ func (s *store) DeleteNetwork(id string) error {
 }
 
 // GetNetworkByName implements Reader.
-func (t txn) GetNetworkByName(name string) (*types.Network, error) { return networks.getByName(t.kv, name) }
+func (t txn) GetNetworkByName(name string) (*types.Network, error) {
+	return networks.getByName(t.kv, name)
+}
 
 // GetNetworkByName implements Reader.
 func (s *store) GetNetworkByName(name string) (*types.Network, error) {

@@ -383,11 +383,11 @@ type kindOps struct {
 	// stamp returns a copy of r as the store returns it: at the current
 	// schema version.
 	stamp func(types.Record) types.Record
-	make func(id, name string) types.Record
-	put  func(state.Store, types.Record) error
-	get  func(state.Store, string) (types.Record, error)
-	list func(state.Store) ([]types.Record, error)
-	del  func(state.Store, string) error
+	make  func(id, name string) types.Record
+	put   func(state.Store, types.Record) error
+	get   func(state.Store, string) (types.Record, error)
+	list  func(state.Store) ([]types.Record, error)
+	del   func(state.Store, string) error
 }
 
 func (k kindOps) listIDs(s state.Store) ([]string, error) {
