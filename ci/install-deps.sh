@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything Warren's builds and tests need on a fresh Debian bookworm
+# machine with Go at /usr/local/go. Called by .ci/run and by `make ci`; safe to
+# re-run: it installs only what is missing.
+set -euo pipefail
+
+export PATH="/usr/local/go/bin:${HOME}/go/bin:${PATH}"
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian packages the tests need; each is installed only if dpkg does not
+# have it. Later issues add containerd, runc, iptables, iproute2 and
+# wireguard-tools here.
+APT_PACKAGES=()
+
+apt_install() {
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "install-deps: need root to apt-get install $*; install them and re-run" >&2
+		exit 1
+	fi
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "$@" </dev/null
+}
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$pkg")
+	fi
+done
+# make may come from outside apt; only its command matters.
+if ! command -v make >/dev/null 2>&1; then
+	missing+=(make)
+fi
+if ((${#missing[@]} > 0)); then
+	echo "install-deps: apt-get install ${missing[*]}"
+	apt_install "${missing[@]}"
+else
+	echo "install-deps: no Debian packages missing"
+fi
+
+cd "$(dirname "$0")/.."
+echo "install-deps: go mod download ($(go version))"
+go mod download

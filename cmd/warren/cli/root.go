@@ -1,0 +1,87 @@
+// Package cli builds the cobra command tree of the warren binary: global flags,
+// their validation and the commands. It is wiring only: flags become options
+// that are handed to constructors; decisions live in package orchestrator.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+)
+
+// Defaults for the global flags.
+const (
+	DefaultManager = "127.0.0.1:8080"
+	DefaultDataDir = "/var/lib/warren"
+	// ManagerEnv names the environment variable that overrides DefaultManager.
+	ManagerEnv = "WARREN_MANAGER"
+)
+
+// Allowed values of the enumerated global flags.
+var (
+	OutputFormats = []string{"table", "json", "yaml"}
+	LogLevels     = []string{"debug", "info", "warn", "error"}
+)
+
+// Options holds the global flags after parsing, shared by every command.
+type Options struct {
+	Manager  string
+	DataDir  string
+	Output   string
+	LogLevel string
+	// Logger writes to stderr at LogLevel; set before any command runs.
+	Logger *slog.Logger
+}
+
+// NewRootCommand returns the warren command tree. getenv supplies the
+// environment (os.Getenv in production) so tests need not touch the process's.
+func NewRootCommand(getenv func(string) string) *cobra.Command {
+	opts := &Options{Manager: getenv(ManagerEnv)}
+	if opts.Manager == "" {
+		opts.Manager = DefaultManager
+	}
+	root := &cobra.Command{
+		Use:           "warren",
+		Short:         "Warren runs containers across a cluster of nodes",
+		SilenceUsage:  true,
+		SilenceErrors: true, // Execute prints errors itself, once, as "Error: ...".
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Logger = newLogger(cmd.ErrOrStderr(), opts.LogLevel)
+			opts.Logger.Debug("global options", "manager", opts.Manager,
+				"data_dir", opts.DataDir, "output", opts.Output)
+			return nil
+		},
+	}
+	flags := root.PersistentFlags()
+	flags.StringVar(&opts.Manager, "manager", opts.Manager,
+		"manager API address `ADDR` as host:port (default from $"+ManagerEnv+")")
+	flags.StringVar(&opts.DataDir, "data-dir", DefaultDataDir, "`DIR` holding warren.db and the node's keys")
+	addEnumFlag(root, &opts.Output, "output", "o", "table", OutputFormats, "output format")
+	addEnumFlag(root, &opts.LogLevel, "log-level", "", "info", LogLevels, "log level of messages on stderr")
+
+	root.AddCommand(newVersionCommand(opts))
+	return root
+}
+
+// Execute runs the command tree with args and returns the process exit code:
+// 0 on success, 1 after printing "Error: ..." to stderr.
+func Execute(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	root := NewRootCommand(getenv)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(stderr, "Error:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	// level was validated by its flag, so this cannot fail.
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
