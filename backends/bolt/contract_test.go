@@ -9,8 +9,18 @@ import (
 	"github.com/warren-orchestrator/warren/orchestrator/state/statetest"
 )
 
-var _ = statetest.DescribeStore("BoltDB", func() state.KV {
-	kv, err := bolt.OpenKV(GinkgoT().TempDir())
-	Expect(err).NotTo(HaveOccurred())
-	return kv
-})
+func openKV(opts *bolt.Options) func() state.KV {
+	return func() state.KV {
+		kv, err := bolt.OpenKV(GinkgoT().TempDir(), opts)
+		Expect(err).NotTo(HaveOccurred())
+		return kv
+	}
+}
+
+// Three checkpoint regimes, so that reads meet records in the memtable, in
+// warren.db, and (most of the time, in the middle one) in both.
+var (
+	_ = statetest.DescribeStore("BoltDB", openKV(nil))
+	_ = statetest.DescribeStore("BoltDB checkpointing every 4 KiB", openKV(&bolt.Options{CheckpointBytes: 4 << 10}))
+	_ = statetest.DescribeStore("BoltDB checkpointing every write", openKV(&bolt.Options{CheckpointBytes: 1}))
+)

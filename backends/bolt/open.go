@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,19 +45,20 @@ const lockTimeout = time.Second
 // Path returns the database file of a data directory.
 func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
 
-// Open opens (or creates) the Store in dataDir.
+// Open opens (or creates) the Store in dataDir, with default Options.
 func Open(dataDir string) (state.Store, error) {
-	kv, err := OpenKV(dataDir)
+	kv, err := OpenKV(dataDir, nil)
 	if err != nil {
 		return nil, err
 	}
 	return state.New(kv), nil
 }
 
-// OpenKV opens (or creates) dataDir/warren.db. The directory is made 0700
-// and the file 0600. A file that is not a Warren database, or that a newer
-// Warren wrote, is refused before anything in it is changed.
-func OpenKV(dataDir string) (*KV, error) {
+// OpenKV opens (or creates) dataDir/warren.db and its write-ahead log, and
+// replays into warren.db what the log holds beyond it. The directory is made
+// 0700 and the files 0600. A file that is not a Warren database, or that a
+// newer Warren wrote, is refused before anything in it is changed.
+func OpenKV(dataDir string, opts *Options) (*KV, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("bolt: create data directory: %w", err)
 	}
@@ -67,24 +69,100 @@ func OpenKV(dataDir string) (*KV, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: lockTimeout,
 		// The free list is rebuilt on open instead of written on every
-		// commit: fewer pages per commit on the write path.
+		// commit: fewer pages per checkpoint.
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
 	})
 	if err != nil {
 		return nil, openError(path, err)
 	}
-	if err := initialize(db); err != nil {
+	// The log is touched only now, under the file lock bbolt.Open took.
+	w, records, clean, err := openWAL(walPath(dataDir))
+	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("bolt: initialize %s: %w", path, err)
+		return nil, err
 	}
-	for p, mode := range map[string]fs.FileMode{dataDir: 0o700, path: 0o600} {
-		if err := os.Chmod(p, mode); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("bolt: %w", err)
+	seq, err := replay(db, records)
+	if err == nil && !clean {
+		err = w.reset()
+	}
+	if err == nil {
+		err = secure(dataDir, path, walPath(dataDir))
+	}
+	if err != nil {
+		_ = w.close()
+		_ = db.Close()
+		return nil, err
+	}
+	kv := &KV{
+		db:        db,
+		wal:       w,
+		opts:      opts.withDefaults(),
+		lastWrite: time.Now(),
+		closing:   make(chan struct{}),
+		stopped:   make(chan struct{}),
+	}
+	kv.mem.Store(newMemtable(seq))
+	go kv.idleLoop()
+	return kv, nil
+}
+
+// replay creates what is missing, records the schema, and applies the
+// log's records that warren.db does not hold yet, in one transaction. It
+// returns the sequence of the last record applied.
+func replay(db *bbolt.DB, records []walRecord) (uint64, error) {
+	var last uint64
+	err := db.Update(func(tx *bbolt.Tx) error {
+		if err := initialize(tx); err != nil {
+			return err
+		}
+		done := applied(tx)
+		last = done
+		for _, r := range records {
+			if r.seq <= done {
+				continue // checkpointed, but the log was not emptied yet
+			}
+			if r.seq != last+1 {
+				return fmt.Errorf("bolt: %s continues at record %d but %s holds records up to %d: restore the data directory from a backup",
+					WALFileName, r.seq, FileName, last)
+			}
+			for _, o := range r.ops {
+				b := tx.Bucket([]byte(o.bucket))
+				if b == nil {
+					return fmt.Errorf("bolt: %s record %d writes to unknown bucket %q", WALFileName, r.seq, o.bucket)
+				}
+				var err error
+				if o.kind == opPut {
+					err = b.Put(o.key, o.value)
+				} else {
+					err = b.Delete(o.key)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			last = r.seq
+		}
+		return tx.Bucket([]byte(metaBucket)).Put([]byte(metaApplied), binary.BigEndian.AppendUint64(nil, last))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: recover %s: %w", FileName, err)
+	}
+	return last, nil
+}
+
+// secure gives the data directory and files owner-only modes and makes
+// their directory entries durable.
+func secure(dataDir string, files ...string) error {
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return fmt.Errorf("bolt: %w", err)
+	}
+	for _, f := range files {
+		if err := os.Chmod(f, 0o600); err != nil {
+			return fmt.Errorf("bolt: %w", err)
 		}
 	}
-	return newKV(db), nil
+	return syncDir(dataDir)
 }
 
 // check refuses an existing file that is not a Warren database of a schema
@@ -142,17 +220,15 @@ func openError(path string, err error) error {
 }
 
 // initialize creates the buckets that are missing and records the schema.
-func initialize(db *bbolt.DB) error {
-	return db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range append(state.Buckets(), metaBucket) {
-			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket([]byte(metaBucket))
-		if err := meta.Put([]byte(metaFormat), []byte(formatName)); err != nil {
+func initialize(tx *bbolt.Tx) error {
+	for _, name := range append(state.Buckets(), metaBucket) {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return err
 		}
-		return meta.Put([]byte(metaSchema), []byte(strconv.Itoa(types.SchemaVersion)))
-	})
+	}
+	meta := tx.Bucket([]byte(metaBucket))
+	if err := meta.Put([]byte(metaFormat), []byte(formatName)); err != nil {
+		return err
+	}
+	return meta.Put([]byte(metaSchema), []byte(strconv.Itoa(types.SchemaVersion)))
 }

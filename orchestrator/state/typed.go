@@ -110,31 +110,56 @@ func (t *table[T, P]) put(tx KVTx, r P) error {
 	}
 	id := r.RecordID()
 	now := indexedOf(r)
+	var nameOwner []byte
+	if t.byName != "" {
+		nameOwner = tx.Get(t.byName, []byte(now.Name))
+		if nameOwner != nil && string(nameOwner) != id {
+			return &NameTakenError{Kind: t.kind, Name: now.Name, Owner: string(nameOwner)}
+		}
+	}
+	if t.indexed(tx, id, now, nameOwner != nil) {
+		// The common update: no indexed field changed, so the stored
+		// record need not be read.
+		return tx.Put(t.bucket(), []byte(id), data)
+	}
 	old, had, err := t.oldIndexed(tx, id)
 	if err != nil {
 		return err
 	}
-	if t.byName != "" {
-		if owner := tx.Get(t.byName, []byte(now.Name)); owner != nil && string(owner) != id {
-			return &NameTakenError{Kind: t.kind, Name: now.Name, Owner: string(owner)}
-		}
-	}
 	if err := t.unindex(tx, id, old, had, now); err != nil {
 		return err
 	}
-	if t.byName != "" && (!had || old.Name != now.Name) {
+	if t.byName != "" && nameOwner == nil {
 		if err := tx.Put(t.byName, []byte(now.Name), []byte(id)); err != nil {
 			return err
 		}
 	}
 	for _, ix := range t.refs {
-		if o := ix.owner(now); o != "" && (!had || ix.owner(old) != o) {
+		if o := ix.owner(now); o != "" && tx.Get(ix.bucket, refKey(o, id)) == nil {
 			if err := tx.Put(ix.bucket, refKey(o, id), []byte(id)); err != nil {
 				return err
 			}
 		}
 	}
 	return tx.Put(t.bucket(), []byte(id), data)
+}
+
+// indexed reports whether every index already holds now's entries for id.
+// Each record has one entry per index, so then none of its indexed fields
+// changed. hasName says whether the name index maps now.Name to id.
+func (t *table[T, P]) indexed(tx KVTx, id string, now indexed, hasName bool) bool {
+	if t.byName != "" && !hasName {
+		return false
+	}
+	for _, ix := range t.refs {
+		o := ix.owner(now)
+		if o == "" || tx.Get(ix.bucket, refKey(o, id)) == nil {
+			// An unscheduled container has no node entry; whether it had
+			// one before only the stored record says.
+			return false
+		}
+	}
+	return tx.Get(t.bucket(), []byte(id)) != nil
 }
 
 func (t *table[T, P]) delete(tx KVTx, id string) error {

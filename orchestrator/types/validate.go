@@ -25,7 +25,6 @@ const MaxSealOverhead = 1 << 10
 var (
 	nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	idRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-	envRE  = regexp.MustCompile(`^[^=\x00]+=`)
 )
 
 // FieldError is one problem with one field of a record.
@@ -172,7 +171,9 @@ func (c *checker) labels(field string, m map[string]string) {
 
 func (c *checker) env(field string, env []string) {
 	for i, e := range env {
-		if !envRE.MatchString(e) {
+		// Not a regexp: services carry many variables, and this runs on
+		// every write.
+		if strings.IndexByte(e, '=') < 1 || strings.IndexByte(e, 0) >= 0 {
 			c.add(fmt.Sprintf("%s[%d]", field, i), "%q is not KEY=VALUE", e)
 		}
 	}

@@ -301,6 +301,56 @@ func DescribeStore(name string, newKV func() state.KV) bool {
 			})
 		})
 
+		Describe("readers during writes", func() {
+			It("always see a whole transaction or none of it", func() {
+				const tasks, moves = 4, 300
+				Expect(store.Update(func(tx state.Tx) error {
+					for i := range tasks {
+						if err := tx.UpdateContainer(typestest.Container(fmt.Sprintf("c-%04d", i), "svc-1", "node-1")); err != nil {
+							return err
+						}
+					}
+					return nil
+				})).To(Succeed())
+				// Each move replaces the oldest task with a new one on the
+				// other node: every committed state has exactly four tasks,
+				// all on one node except the newest.
+				done := make(chan struct{})
+				go func() {
+					defer GinkgoRecover()
+					defer close(done)
+					for i := range moves {
+						Expect(store.Update(func(tx state.Tx) error {
+							if err := tx.DeleteContainer(fmt.Sprintf("c-%04d", i)); err != nil {
+								return err
+							}
+							return tx.UpdateContainer(typestest.Container(fmt.Sprintf("c-%04d", i+tasks), "svc-1", fmt.Sprintf("node-%d", (i+1)%2)))
+						})).To(Succeed())
+					}
+				}()
+				reads := 0
+				for stop := false; !stop; reads++ {
+					select {
+					case <-done:
+						stop = true
+					default:
+					}
+					Expect(store.View(func(r state.Reader) error {
+						all, err := r.ListContainersByService("svc-1")
+						if err != nil {
+							return err
+						}
+						n0, _ := r.ListContainersByNode("node-0")
+						n1, _ := r.ListContainersByNode("node-1")
+						Expect(all).To(HaveLen(tasks))
+						Expect(len(n0) + len(n1)).To(Equal(tasks))
+						return nil
+					})).To(Succeed())
+				}
+				Expect(reads).To(BeNumerically(">", 1))
+			})
+		})
+
 		Describe("concurrent writers", func() {
 			It("all commit, and one refused write fails alone", func() {
 				var wg sync.WaitGroup

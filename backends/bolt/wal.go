@@ -1,0 +1,260 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// WALFileName is the write-ahead log beside warren.db.
+const WALFileName = "warren.wal"
+
+// The log starts with a fixed header; then come records, each
+//
+//	uint32 payload length | uint32 CRC-32C of the payload | payload
+//
+// with the payload
+//
+//	uint64 sequence | uint32 op count | ops
+//
+// and each op
+//
+//	byte kind | uvarint len, bucket | uvarint len, key | (put) uvarint len, value
+//
+// Integers are big-endian. A record is one committed transaction; sequences
+// increase by one from record to record.
+var walHeader = []byte("warren-wal v1\n\x00\x00")
+
+const (
+	opPut    byte = 1
+	opDelete byte = 2
+
+	recordHeaderLen = 8
+	// maxRecordLen bounds a record's length field, so that a damaged
+	// length is recognised instead of allocating gigabytes.
+	maxRecordLen = 1 << 30
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// op is one write of a transaction.
+type op struct {
+	kind       byte
+	bucket     string
+	key, value []byte
+}
+
+// walRecord is one transaction read back from the log.
+type walRecord struct {
+	seq uint64
+	ops []op
+}
+
+// wal is the append-only log of transactions committed since the last
+// checkpoint into warren.db. A commit is acknowledged once its record is
+// written and fdatasync'd: one sync per commit, where BoltDB needs two.
+type wal struct {
+	f    *os.File
+	path string
+	buf  []byte
+}
+
+func walPath(dataDir string) string { return filepath.Join(dataDir, WALFileName) }
+
+// openWAL opens the log (creating it if missing) and reads its records,
+// changing nothing. A damaged or incomplete last record, which is all a
+// crash can leave (every acknowledged record was synced whole before the
+// next was begun), is left out, and emptied with the rest by the reset
+// that follows the replay. Damage followed by further records is refused.
+// clean says whether the file holds exactly the header.
+func openWAL(path string) (w *wal, records []walRecord, clean bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("bolt: open write-ahead log: %w", err)
+	}
+	w = &wal{f: f, path: path}
+	records, clean, err = w.load()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, false, err
+	}
+	return w, records, clean, nil
+}
+
+func (w *wal) load() ([]walRecord, bool, error) {
+	data, err := io.ReadAll(w.f)
+	if err != nil {
+		return nil, false, fmt.Errorf("bolt: read %s: %w", w.path, err)
+	}
+	if len(data) < len(walHeader) && bytes.HasPrefix(walHeader, data) {
+		return nil, false, nil // new, or cut short while it was being created
+	}
+	if !bytes.HasPrefix(data, walHeader) {
+		return nil, false, fmt.Errorf("%w: %s is not a Warren write-ahead log: move it away or choose another --data-dir", ErrNotWarren, w.path)
+	}
+	var records []walRecord
+	for off := len(walHeader); off < len(data); {
+		rec, n, err := decodeRecord(data[off:])
+		if err != nil {
+			if laterRecord(data[off+1:]) {
+				return nil, false, fmt.Errorf("bolt: %s is damaged at offset %d (%v) and has records after it: restore the data directory from a backup", w.path, off, err)
+			}
+			break // the tail of a write that never completed: never acknowledged
+		}
+		if len(records) > 0 && rec.seq != records[len(records)-1].seq+1 {
+			return nil, false, fmt.Errorf("bolt: %s is damaged at offset %d: sequence %d follows %d: restore the data directory from a backup",
+				w.path, off, rec.seq, records[len(records)-1].seq)
+		}
+		records = append(records, rec)
+		off += n
+	}
+	return records, len(data) == len(walHeader), nil
+}
+
+// laterRecord reports whether a valid record starts anywhere in data, which
+// tells damage in the middle of the log from a torn last write.
+func laterRecord(data []byte) bool {
+	for i := 0; i+recordHeaderLen <= len(data); i++ {
+		if _, _, err := decodeRecord(data[i:]); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeRecord(data []byte) (walRecord, int, error) {
+	var rec walRecord
+	if len(data) < recordHeaderLen {
+		return rec, 0, errors.New("incomplete record header")
+	}
+	n := binary.BigEndian.Uint32(data)
+	if n < 12 || n > maxRecordLen {
+		return rec, 0, fmt.Errorf("record length %d out of range", n)
+	}
+	if uint64(len(data)-recordHeaderLen) < uint64(n) {
+		return rec, 0, errors.New("incomplete record")
+	}
+	payload := data[recordHeaderLen : recordHeaderLen+int(n)]
+	if crc32.Checksum(payload, crcTable) != binary.BigEndian.Uint32(data[4:]) {
+		return rec, 0, errors.New("checksum mismatch")
+	}
+	rec.seq = binary.BigEndian.Uint64(payload)
+	count := binary.BigEndian.Uint32(payload[8:])
+	p := payload[12:]
+	field := func() ([]byte, bool) {
+		l, k := binary.Uvarint(p)
+		if k <= 0 || l > uint64(len(p)-k) {
+			return nil, false
+		}
+		f := p[k : k+int(l)]
+		p = p[k+int(l):]
+		return f, true
+	}
+	for range count {
+		if len(p) == 0 {
+			return rec, 0, errors.New("truncated op")
+		}
+		o := op{kind: p[0]}
+		p = p[1:]
+		b, ok1 := field()
+		k, ok2 := field()
+		ok3 := true
+		switch o.kind {
+		case opPut:
+			o.value, ok3 = field()
+		case opDelete:
+		default:
+			return rec, 0, fmt.Errorf("unknown op %d", o.kind)
+		}
+		if !ok1 || !ok2 || !ok3 {
+			return rec, 0, errors.New("truncated op")
+		}
+		o.bucket, o.key = string(b), k
+		rec.ops = append(rec.ops, o)
+	}
+	if len(p) != 0 {
+		return rec, 0, errors.New("trailing bytes in record")
+	}
+	return rec, recordHeaderLen + int(n), nil
+}
+
+// append writes one record and syncs it to the disk.
+func (w *wal) append(seq uint64, ops []op) error {
+	b := w.buf[:0]
+	b = append(b, make([]byte, recordHeaderLen)...)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(ops)))
+	for _, o := range ops {
+		b = append(b, o.kind)
+		b = binary.AppendUvarint(b, uint64(len(o.bucket)))
+		b = append(b, o.bucket...)
+		b = binary.AppendUvarint(b, uint64(len(o.key)))
+		b = append(b, o.key...)
+		if o.kind == opPut {
+			b = binary.AppendUvarint(b, uint64(len(o.value)))
+			b = append(b, o.value...)
+		}
+	}
+	payload := b[recordHeaderLen:]
+	if len(payload) > maxRecordLen {
+		return fmt.Errorf("bolt: transaction of %d bytes is larger than the %d-byte limit: split it", len(payload), maxRecordLen)
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(payload)))
+	binary.BigEndian.PutUint32(b[4:], crc32.Checksum(payload, crcTable))
+	w.buf = b
+	if _, err := w.f.Write(b); err != nil {
+		return fmt.Errorf("bolt: write %s: %w", w.path, err)
+	}
+	return w.sync()
+}
+
+func (w *wal) sync() error {
+	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		return fmt.Errorf("bolt: sync %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// reset empties the log after its records are in warren.db.
+func (w *wal) reset() error {
+	if err := w.truncate(0); err != nil {
+		return err
+	}
+	if _, err := w.f.Write(walHeader); err != nil {
+		return fmt.Errorf("bolt: write %s: %w", w.path, err)
+	}
+	return w.sync()
+}
+
+func (w *wal) truncate(size int64) error {
+	if err := w.f.Truncate(size); err != nil {
+		return fmt.Errorf("bolt: truncate %s: %w", w.path, err)
+	}
+	if _, err := w.f.Seek(size, io.SeekStart); err != nil {
+		return fmt.Errorf("bolt: %w", err)
+	}
+	return w.sync()
+}
+
+func (w *wal) close() error { return w.f.Close() }
+
+// syncDir makes a new file's directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("bolt: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
+		return fmt.Errorf("bolt: sync %s: %w", dir, err)
+	}
+	return nil
+}
