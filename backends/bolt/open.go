@@ -72,6 +72,10 @@ func OpenKV(dataDir string, opts *Options) (*KV, error) {
 		// commit: fewer pages per checkpoint.
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
+		// A read transaction blocks a checkpoint that must grow the
+		// file's mapping; mapping 1 GiB of address space up front makes
+		// that rare (it costs no memory).
+		InitialMmapSize: 1 << 30,
 	})
 	if err != nil {
 		return nil, openError(path, err)

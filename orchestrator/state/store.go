@@ -65,7 +65,9 @@ type Tx interface {
 type Store interface {
 	Reader
 	Writer
-	// View runs fn with a consistent, read-only view of the state.
+	// View runs fn with a consistent, read-only view of the state: fn sees
+	// none of the writes committed while it runs. fn should not wait for a
+	// write to finish, as a backend may need the view to end first.
 	View(fn func(Reader) error) error
 	// Update runs fn in one read-write transaction: if fn returns nil all
 	// of its writes are committed together, otherwise none are.
