@@ -117,7 +117,7 @@ func (t *table[T, P]) put(tx KVTx, r P) error {
 			return &NameTakenError{Kind: t.kind, Name: now.Name, Owner: string(nameOwner)}
 		}
 	}
-	if t.indexed(tx, id, now, nameOwner != nil) {
+	if t.unchanged(tx, id, now, nameOwner != nil) {
 		// The common update: no indexed field changed, so the stored
 		// record need not be read.
 		return tx.Put(t.bucket(), []byte(id), data)
@@ -144,10 +144,10 @@ func (t *table[T, P]) put(tx KVTx, r P) error {
 	return tx.Put(t.bucket(), []byte(id), data)
 }
 
-// indexed reports whether every index already holds now's entries for id.
+// unchanged reports whether every index already holds now's entries for id.
 // Each record has one entry per index, so then none of its indexed fields
 // changed. hasName says whether the name index maps now.Name to id.
-func (t *table[T, P]) indexed(tx KVTx, id string, now indexed, hasName bool) bool {
+func (t *table[T, P]) unchanged(tx KVTx, id string, now indexed, hasName bool) bool {
 	if t.byName != "" && !hasName {
 		return false
 	}
