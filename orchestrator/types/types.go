@@ -174,6 +174,10 @@ type Service struct {
 	StopTimeout    int `json:",omitempty"` // seconds; 0 means the default
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// Constraints limit the nodes the service's tasks may run on, as in
+	// Swarm: "node.labels.KEY==VALUE", "node.labels.KEY!=VALUE",
+	// "node.hostname==NAME", "node.role==manager|worker", "node.id==ID".
+	Constraints []string `json:",omitempty"`
 }
 
 // UpdateConfig tunes how a service update rolls out.

@@ -327,6 +327,11 @@ func (s *Service) Validate() error {
 	c.restartPolicy("RestartPolicy", s.RestartPolicy)
 	c.resources("Resources", s.Resources)
 	c.nonNegative("StopTimeout", int64(s.StopTimeout))
+	for i, con := range s.Constraints {
+		if _, err := ParseConstraint(con); err != nil {
+			c.add(fmt.Sprintf("Constraints[%d]", i), "%v", err)
+		}
+	}
 	return c.result(s)
 }
 
