@@ -1,0 +1,324 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/warren-orchestrator/warren/orchestrator/state"
+	"github.com/warren-orchestrator/warren/orchestrator/types"
+)
+
+// Apply refuses commands with these errors (wrapped), and with the Store's
+// (state.ErrNotFound, state.ErrNameTaken, types.ErrInvalid).
+var (
+	// ErrExists: a create names an ID that is taken.
+	ErrExists = errors.New("fsm: already exists")
+	// ErrInUse: a delete of something a service still uses.
+	ErrInUse = errors.New("fsm: in use")
+	// ErrConflict: a plan made on a state that has changed since, or that
+	// would break an invariant (a task moving node, a local volume moving
+	// node, a task placed away from its local volume).
+	ErrConflict = errors.New("fsm: conflict")
+)
+
+// Apply applies c to s in one transaction.
+func Apply(s state.Store, c Command) error {
+	return s.Update(func(tx state.Tx) error { return ApplyTx(tx, c) })
+}
+
+// ApplyBytes decodes a log entry and applies it to s.
+func ApplyBytes(s state.Store, entry []byte) error {
+	c, err := Decode(entry)
+	if err != nil {
+		return err
+	}
+	return Apply(s, c)
+}
+
+// ApplyTx applies c within tx; on error the caller must roll tx back.
+func ApplyTx(tx state.Tx, c Command) error {
+	switch c := c.(type) {
+	case *CreateService:
+		return create(c.Service, tx.GetService, tx.UpdateService)
+	case *UpdateService:
+		return update(c.Service, tx.GetService, tx.UpdateService)
+	case *DeleteService:
+		return deleteService(tx, c.ID)
+	case *CreateVolume:
+		return create(c.Volume, tx.GetVolume, tx.UpdateVolume)
+	case *UpdateVolume:
+		return updateVolume(tx, c.Volume)
+	case *DeleteVolume:
+		return deleteVolume(tx, c.ID)
+	case *CreateSecret:
+		return create(c.Secret, tx.GetSecret, tx.UpdateSecret)
+	case *UpdateSecret:
+		return update(c.Secret, tx.GetSecret, tx.UpdateSecret)
+	case *DeleteSecret:
+		return deleteUnused(tx, c.ID, tx.GetSecret, tx.DeleteSecret, func(s *types.Service) []string { return s.Secrets })
+	case *CreateNetwork:
+		return create(c.Network, tx.GetNetwork, tx.UpdateNetwork)
+	case *UpdateNetwork:
+		return update(c.Network, tx.GetNetwork, tx.UpdateNetwork)
+	case *DeleteNetwork:
+		return deleteUnused(tx, c.ID, tx.GetNetwork, tx.DeleteNetwork, func(s *types.Service) []string { return s.Networks })
+	case *RegisterNode:
+		if c.Node == nil {
+			return missing(c)
+		}
+		return tx.UpdateNode(c.Node)
+	case *UpdateNode:
+		return update(c.Node, tx.GetNode, tx.UpdateNode)
+	case *SetNodeStatus:
+		n, err := tx.GetNode(c.NodeID)
+		if err != nil {
+			return err
+		}
+		n.Status, n.LastHeartbeat = c.Status, c.LastHeartbeat
+		return tx.UpdateNode(n)
+	case *ReportTasks:
+		return reportTasks(tx, c.Statuses)
+	case *PlanTasks:
+		return planTasks(tx, c)
+	case nil:
+		return fmt.Errorf("%w: nil command", ErrFormat)
+	}
+	return fmt.Errorf("%w: %T is not a command this binary applies", ErrFormat, c)
+}
+
+func missing(c Command) error {
+	return fmt.Errorf("%w: %s without its record", types.ErrInvalid, c.Kind())
+}
+
+func create[P interface {
+	comparable
+	types.Record
+}](r P, get func(string) (P, error), put func(P) error) error {
+	var zero P
+	if r == zero {
+		return fmt.Errorf("%w: create without a record", types.ErrInvalid)
+	}
+	if _, err := get(r.RecordID()); err == nil {
+		return fmt.Errorf("%w: %s %s", ErrExists, r.Kind(), r.RecordID())
+	} else if !errors.Is(err, state.ErrNotFound) {
+		return err
+	}
+	return put(r)
+}
+
+func update[P interface {
+	comparable
+	types.Record
+}](r P, get func(string) (P, error), put func(P) error) error {
+	var zero P
+	if r == zero {
+		return fmt.Errorf("%w: update without a record", types.ErrInvalid)
+	}
+	if _, err := get(r.RecordID()); err != nil {
+		return err
+	}
+	return put(r)
+}
+
+func deleteService(tx state.Tx, id string) error {
+	if _, err := tx.GetService(id); err != nil {
+		return err
+	}
+	tasks, err := tx.ListContainersByService(id)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if err := tx.DeleteContainer(t.ID); err != nil {
+			return err
+		}
+	}
+	return tx.DeleteService(id)
+}
+
+func updateVolume(tx state.Tx, v *types.Volume) error {
+	if v == nil {
+		return fmt.Errorf("%w: update without a record", types.ErrInvalid)
+	}
+	old, err := tx.GetVolume(v.ID)
+	if err != nil {
+		return err
+	}
+	if old.Driver == "local" && old.NodeID != "" && v.NodeID != old.NodeID {
+		return fmt.Errorf("%w: volume %s is a local volume on node %s: its data cannot move to %q", ErrConflict, old.Name, old.NodeID, v.NodeID)
+	}
+	return tx.UpdateVolume(v)
+}
+
+func deleteVolume(tx state.Tx, id string) error {
+	v, err := tx.GetVolume(id)
+	if err != nil {
+		return err
+	}
+	users, err := servicesWhere(tx, func(s *types.Service) bool {
+		return slices.ContainsFunc(s.Volumes, func(m *types.VolumeMount) bool { return m.Source == v.Name })
+	})
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return inUse("volume", v.Name, users)
+	}
+	return tx.DeleteVolume(id)
+}
+
+// deleteUnused deletes a record (secret, network) that services refer to
+// by ID, unless one does.
+func deleteUnused[P types.Record](tx state.Tx, id string, get func(string) (P, error), del func(string) error, refs func(*types.Service) []string) error {
+	r, err := get(id)
+	if err != nil {
+		return err
+	}
+	users, err := servicesWhere(tx, func(s *types.Service) bool { return slices.Contains(refs(s), id) })
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return inUse(string(r.Kind()), r.RecordName(), users)
+	}
+	return del(id)
+}
+
+func servicesWhere(tx state.Tx, pred func(*types.Service) bool) ([]string, error) {
+	all, err := tx.ListServices()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, s := range all {
+		if pred(s) {
+			names = append(names, s.Name)
+		}
+	}
+	return names, nil
+}
+
+func inUse(kind, name string, services []string) error {
+	return fmt.Errorf("%w: %s %s is used by service %s: remove it from the service first, or delete the service",
+		ErrInUse, kind, name, strings.Join(services, ", "))
+}
+
+// stateRank orders a task's actual states: reports never move a task
+// backwards (a late "running" after "failed" is stale).
+var stateRank = map[types.ContainerState]int{
+	types.ContainerPending:  0,
+	types.ContainerRunning:  1,
+	types.ContainerComplete: 2,
+	types.ContainerFailed:   2,
+	types.ContainerShutdown: 2,
+}
+
+func reportTasks(tx state.Tx, statuses []TaskStatus) error {
+	for _, st := range statuses {
+		t, err := tx.GetContainer(st.TaskID)
+		if errors.Is(err, state.ErrNotFound) {
+			continue // deleted meanwhile: the worker will stop it
+		}
+		if err != nil {
+			return err
+		}
+		if t.NodeID != st.NodeID {
+			continue // from a node the task is not assigned to
+		}
+		if stateRank[st.ActualState] < stateRank[t.ActualState] ||
+			(stateRank[t.ActualState] == 2 && st.ActualState != t.ActualState) {
+			continue // stale
+		}
+		t.ActualState, t.ContainerID, t.ExitCode, t.Error = st.ActualState, st.ContainerID, st.ExitCode, st.Error
+		t.StartedAt, t.FinishedAt = st.StartedAt, st.FinishedAt
+		if st.Health != "" {
+			t.HealthStatus = st.Health
+		}
+		if err := tx.UpdateContainer(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func planTasks(tx state.Tx, p *PlanTasks) error {
+	for _, v := range p.Pin {
+		if err := pinVolume(tx, v); err != nil {
+			return err
+		}
+	}
+	for _, id := range p.Delete {
+		if err := tx.DeleteContainer(id); err != nil && !errors.Is(err, state.ErrNotFound) {
+			return err
+		}
+	}
+	for _, t := range p.Upsert {
+		if err := checkPlacement(tx, t); err != nil {
+			return err
+		}
+		if err := tx.UpdateContainer(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pinVolume creates a local volume on its node, or pins an existing one
+// that had no node yet.
+func pinVolume(tx state.Tx, v *types.Volume) error {
+	if v == nil {
+		return fmt.Errorf("%w: pin without a volume", types.ErrInvalid)
+	}
+	old, err := tx.GetVolumeByName(v.Name)
+	if errors.Is(err, state.ErrNotFound) {
+		return tx.UpdateVolume(v)
+	}
+	if err != nil {
+		return err
+	}
+	if old.NodeID != "" && old.NodeID != v.NodeID {
+		return fmt.Errorf("%w: volume %s is already on node %s, not %s", ErrConflict, v.Name, old.NodeID, v.NodeID)
+	}
+	old.NodeID = v.NodeID
+	if old.MountPath == "" {
+		old.MountPath = v.MountPath
+	}
+	return tx.UpdateVolume(old)
+}
+
+// checkPlacement refuses a task that would move node, or run away from a
+// local volume it mounts: the invariants hold even if a plan was made on an
+// old state or by a faulty scheduler.
+func checkPlacement(tx state.Tx, t *types.Container) error {
+	if t == nil {
+		return fmt.Errorf("%w: plan with a nil task", types.ErrInvalid)
+	}
+	old, err := tx.GetContainer(t.ID)
+	switch {
+	case err == nil && old.NodeID != "" && old.NodeID != t.NodeID:
+		return fmt.Errorf("%w: task %s is on node %s and cannot move to %q: replace it with a new task", ErrConflict, t.ID, old.NodeID, t.NodeID)
+	case err != nil && !errors.Is(err, state.ErrNotFound):
+		return err
+	}
+	if t.NodeID == "" {
+		return nil
+	}
+	for _, m := range t.Mounts {
+		if m == nil {
+			continue
+		}
+		v, err := tx.GetVolumeByName(m.Source)
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if v.Driver == "local" && v.NodeID != "" && v.NodeID != t.NodeID {
+			return fmt.Errorf("%w: task %s mounts local volume %s on node %s, so it cannot run on %s", ErrConflict, t.ID, v.Name, v.NodeID, t.NodeID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+package fsm_test
+
+import (
+	"errors"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
+	"github.com/warren-orchestrator/warren/orchestrator/state"
+	"github.com/warren-orchestrator/warren/orchestrator/types"
+	"github.com/warren-orchestrator/warren/orchestrator/types/typestest"
+)
+
+var _ = Describe("Apply", func() {
+	var s state.Store
+	BeforeEach(func() { s = state.NewMemory() })
+
+	apply := func(c fsm.Command) error {
+		// Through the log encoding, as raft applies it.
+		b, err := fsm.Encode(c)
+		Expect(err).NotTo(HaveOccurred())
+		return fsm.ApplyBytes(s, b)
+	}
+	must := func(cs ...fsm.Command) {
+		GinkgoHelper()
+		for _, c := range cs {
+			Expect(apply(c)).To(Succeed(), "%s", c.Kind())
+		}
+	}
+
+	When("creating", func() {
+		DescribeTable("refuses an ID that is taken",
+			func(c fsm.Command) {
+				must(c)
+				Expect(errors.Is(apply(c), fsm.ErrExists)).To(BeTrue())
+			},
+			Entry("service", &fsm.CreateService{Service: typestest.Service("svc-1", "web")}),
+			Entry("volume", &fsm.CreateVolume{Volume: typestest.Volume("vol-1", "data", "")}),
+			Entry("secret", &fsm.CreateSecret{Secret: typestest.Secret("sec-1", "pw")}),
+			Entry("network", &fsm.CreateNetwork{Network: typestest.Network("net-1", "front")}),
+		)
+
+		It("refuses a name that is taken, and an invalid record", func() {
+			must(&fsm.CreateService{Service: typestest.Service("svc-1", "web")})
+			Expect(errors.Is(apply(&fsm.CreateService{Service: typestest.Service("svc-2", "web")}), state.ErrNameTaken)).To(BeTrue())
+			bad := typestest.Service("svc-3", "Bad Name")
+			Expect(errors.Is(apply(&fsm.CreateService{Service: bad}), types.ErrInvalid)).To(BeTrue())
+			Expect(errors.Is(apply(&fsm.CreateService{}), types.ErrInvalid)).To(BeTrue())
+		})
+	})
+
+	When("updating", func() {
+		DescribeTable("refuses what does not exist",
+			func(c fsm.Command) { Expect(errors.Is(apply(c), state.ErrNotFound)).To(BeTrue()) },
+			Entry("service", &fsm.UpdateService{Service: typestest.Service("svc-1", "web")}),
+			Entry("volume", &fsm.UpdateVolume{Volume: typestest.Volume("vol-1", "data", "")}),
+			Entry("secret", &fsm.UpdateSecret{Secret: typestest.Secret("sec-1", "pw")}),
+			Entry("network", &fsm.UpdateNetwork{Network: typestest.Network("net-1", "front")}),
+			Entry("node", &fsm.UpdateNode{Node: typestest.Node("node-1")}),
+			Entry("node status", &fsm.SetNodeStatus{NodeID: "node-1", Status: types.NodeDown}),
+		)
+
+		It("keeps a local volume on its node", func() {
+			must(&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "data", "node-1")})
+			err := apply(&fsm.UpdateVolume{Volume: typestest.Volume("vol-1", "data", "node-2")})
+			Expect(errors.Is(err, fsm.ErrConflict)).To(BeTrue())
+			Expect(err).To(MatchError(ContainSubstring("its data cannot move")))
+		})
+
+		It("records a node's status and heartbeat", func() {
+			must(&fsm.RegisterNode{Node: typestest.Node("node-1")},
+				&fsm.SetNodeStatus{NodeID: "node-1", Status: types.NodeDown, LastHeartbeat: at})
+			n, err := s.GetNode("node-1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(n.Status).To(Equal(types.NodeDown))
+			Expect(n.LastHeartbeat).To(Equal(at))
+		})
+	})
+
+	When("deleting", func() {
+		It("removes a service with its tasks", func() {
+			must(&fsm.CreateService{Service: typestest.Service("svc-1", "web")},
+				&fsm.PlanTasks{Upsert: []*types.Container{
+					typestest.Container("t-1", "svc-1", "node-1"), typestest.Container("t-2", "svc-1", ""),
+				}},
+				&fsm.DeleteService{ID: "svc-1"})
+			cs, err := s.ListContainers()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(cs).To(BeEmpty())
+			Expect(errors.Is(apply(&fsm.DeleteService{ID: "svc-1"}), state.ErrNotFound)).To(BeTrue())
+		})
+
+		DescribeTable("refuses what a service uses, naming the service",
+			func(create fsm.Command, use func(*types.Service), del fsm.Command) {
+				svc := typestest.Service("svc-1", "postgres")
+				use(svc)
+				must(create, &fsm.CreateService{Service: svc})
+				err := apply(del)
+				Expect(errors.Is(err, fsm.ErrInUse)).To(BeTrue())
+				Expect(err).To(MatchError(ContainSubstring("is used by service postgres")))
+				must(&fsm.DeleteService{ID: "svc-1"}, del)
+			},
+			Entry("volume", &fsm.CreateVolume{Volume: typestest.Volume("vol-1", "db-data", "")},
+				func(s *types.Service) { s.Volumes = []*types.VolumeMount{{Source: "db-data", Target: "/data"}} },
+				&fsm.DeleteVolume{ID: "vol-1"}),
+			Entry("secret", &fsm.CreateSecret{Secret: typestest.Secret("sec-1", "db-password")},
+				func(s *types.Service) { s.Secrets = []string{"sec-1"} },
+				&fsm.DeleteSecret{ID: "sec-1"}),
+			Entry("network", &fsm.CreateNetwork{Network: typestest.Network("net-1", "backend")},
+				func(s *types.Service) { s.Networks = []string{"net-1"} },
+				&fsm.DeleteNetwork{ID: "net-1"}),
+		)
+	})
+
+	When("workers report their tasks", func() {
+		BeforeEach(func() {
+			must(&fsm.PlanTasks{Upsert: []*types.Container{
+				typestest.Container("t-1", "svc-1", "node-1"), typestest.Container("t-2", "svc-1", "node-2"),
+			}})
+		})
+
+		report := func(st fsm.TaskStatus) *types.Container {
+			GinkgoHelper()
+			must(&fsm.ReportTasks{Statuses: []fsm.TaskStatus{st}})
+			t, err := s.GetContainer(st.TaskID)
+			Expect(err).NotTo(HaveOccurred())
+			return t
+		}
+
+		It("records what the task's node observed", func() {
+			t := report(fsm.TaskStatus{TaskID: "t-1", NodeID: "node-1", ActualState: types.ContainerRunning, ContainerID: "ctr-1", Health: types.HealthHealthy, StartedAt: at})
+			Expect(t.ActualState).To(Equal(types.ContainerRunning))
+			Expect(t.ContainerID).To(Equal("ctr-1"))
+			Expect(t.HealthStatus).To(Equal(types.HealthHealthy))
+			Expect(t.StartedAt).To(Equal(at))
+		})
+
+		DescribeTable("ignores reports that would rewrite history",
+			func(first types.ContainerState, then fsm.TaskStatus, want types.ContainerState) {
+				report(fsm.TaskStatus{TaskID: "t-1", NodeID: "node-1", ActualState: first})
+				Expect(report(then).ActualState).To(Equal(want))
+			},
+			Entry("running after failed", types.ContainerFailed,
+				fsm.TaskStatus{TaskID: "t-1", NodeID: "node-1", ActualState: types.ContainerRunning}, types.ContainerFailed),
+			Entry("shutdown after complete", types.ContainerComplete,
+				fsm.TaskStatus{TaskID: "t-1", NodeID: "node-1", ActualState: types.ContainerShutdown}, types.ContainerComplete),
+			Entry("from another node", types.ContainerRunning,
+				fsm.TaskStatus{TaskID: "t-1", NodeID: "node-2", ActualState: types.ContainerFailed}, types.ContainerRunning),
+			Entry("running then failed is news", types.ContainerRunning,
+				fsm.TaskStatus{TaskID: "t-1", NodeID: "node-1", ActualState: types.ContainerFailed}, types.ContainerFailed),
+		)
+
+		It("skips tasks deleted meanwhile", func() {
+			must(&fsm.ReportTasks{Statuses: []fsm.TaskStatus{
+				{TaskID: "gone", NodeID: "node-1", ActualState: types.ContainerRunning},
+				{TaskID: "t-2", NodeID: "node-2", ActualState: types.ContainerRunning},
+			}})
+			t, err := s.GetContainer("t-2")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(t.ActualState).To(Equal(types.ContainerRunning))
+		})
+	})
+
+	When("a plan is committed", func() {
+		mounting := func(id, node, volume string) *types.Container {
+			t := typestest.Container(id, "svc-1", node)
+			t.Mounts = []*types.VolumeMount{{Source: volume, Target: "/data"}}
+			return t
+		}
+
+		It("creates a lazily placed volume on the task's node, with the task", func() {
+			must(&fsm.PlanTasks{
+				Upsert: []*types.Container{mounting("t-1", "node-2", "data")},
+				Pin:    []*types.Volume{typestest.Volume("vol-data", "data", "node-2")},
+			})
+			v, err := s.GetVolumeByName("data")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(v.NodeID).To(Equal("node-2"))
+		})
+
+		It("pins an existing unplaced volume, keeping its ID", func() {
+			must(&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "data", "")},
+				&fsm.PlanTasks{Pin: []*types.Volume{typestest.Volume("vol-data", "data", "node-3")}})
+			v, err := s.GetVolumeByName("data")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(v.ID).To(Equal("vol-1"))
+			Expect(v.NodeID).To(Equal("node-3"))
+		})
+
+		DescribeTable("refuses a plan that breaks an invariant, storing none of it",
+			func(setup []fsm.Command, plan *fsm.PlanTasks, message string) {
+				must(setup...)
+				before, err := s.ListContainers()
+				Expect(err).NotTo(HaveOccurred())
+				err = apply(plan)
+				Expect(errors.Is(err, fsm.ErrConflict)).To(BeTrue(), "%v", err)
+				Expect(err).To(MatchError(ContainSubstring(message)))
+				after, err := s.ListContainers()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(after).To(Equal(before))
+			},
+			Entry("a task moving node",
+				[]fsm.Command{&fsm.PlanTasks{Upsert: []*types.Container{typestest.Container("t-1", "svc-1", "node-1")}}},
+				&fsm.PlanTasks{Upsert: []*types.Container{typestest.Container("t-2", "svc-1", "node-1"), typestest.Container("t-1", "svc-1", "node-2")}},
+				"cannot move"),
+			Entry("a task away from its local volume",
+				[]fsm.Command{&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "data", "node-1")}},
+				&fsm.PlanTasks{Upsert: []*types.Container{typestest.Container("t-0", "svc-1", "node-2"), mounting("t-1", "node-2", "data")}},
+				"mounts local volume data on node node-1"),
+			Entry("a volume pinned elsewhere meanwhile",
+				[]fsm.Command{&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "data", "node-1")}},
+				&fsm.PlanTasks{
+					Upsert: []*types.Container{mounting("t-1", "node-2", "data")},
+					Pin:    []*types.Volume{typestest.Volume("vol-data", "data", "node-2")},
+				},
+				"already on node node-1"),
+		)
+
+		It("stores nothing of a plan with an invalid task", func() {
+			bad := typestest.Container("t-2", "svc-1", "node-1")
+			bad.ActualState = "lost"
+			err := apply(&fsm.PlanTasks{Upsert: []*types.Container{typestest.Container("t-1", "svc-1", "node-1"), bad}})
+			Expect(errors.Is(err, types.ErrInvalid)).To(BeTrue())
+			cs, _ := s.ListContainers()
+			Expect(cs).To(BeEmpty())
+		})
+	})
+
+	It("makes the same state from the same commands", func() {
+		other := state.NewMemory()
+		for _, c := range everyCommand() {
+			errA := apply(c)
+			errB := fsm.Apply(other, c)
+			Expect(errA == nil).To(Equal(errB == nil), "%s", c.Kind())
+		}
+		for _, list := range []func(state.Store) (any, error){
+			func(st state.Store) (any, error) { return st.ListNodes() },
+			func(st state.Store) (any, error) { return st.ListServices() },
+			func(st state.Store) (any, error) { return st.ListContainers() },
+			func(st state.Store) (any, error) { return st.ListVolumes() },
+			func(st state.Store) (any, error) { return st.ListSecrets() },
+			func(st state.Store) (any, error) { return st.ListNetworks() },
+		} {
+			a, err := list(s)
+			Expect(err).NotTo(HaveOccurred())
+			b, err := list(other)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(a).To(Equal(b))
+		}
+	})
+})

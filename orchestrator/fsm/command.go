@@ -1,0 +1,262 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warren-orchestrator/warren/orchestrator/types"
+)
+
+// Version is the format of encoded commands. A replica refuses commands of
+// a newer format instead of misreading them.
+const Version byte = 1
+
+// Kind identifies a command type in the log. Values are never reused.
+type Kind uint8
+
+// Command kinds.
+const (
+	KindCreateService Kind = iota + 1
+	KindUpdateService
+	KindDeleteService
+	KindCreateVolume
+	KindUpdateVolume
+	KindDeleteVolume
+	KindCreateSecret
+	KindUpdateSecret
+	KindDeleteSecret
+	KindCreateNetwork
+	KindUpdateNetwork
+	KindDeleteNetwork
+	KindRegisterNode
+	KindUpdateNode
+	KindSetNodeStatus
+	KindReportTasks
+	KindPlanTasks
+)
+
+var kindNames = map[Kind]string{
+	KindCreateService: "CreateService", KindUpdateService: "UpdateService", KindDeleteService: "DeleteService",
+	KindCreateVolume: "CreateVolume", KindUpdateVolume: "UpdateVolume", KindDeleteVolume: "DeleteVolume",
+	KindCreateSecret: "CreateSecret", KindUpdateSecret: "UpdateSecret", KindDeleteSecret: "DeleteSecret",
+	KindCreateNetwork: "CreateNetwork", KindUpdateNetwork: "UpdateNetwork", KindDeleteNetwork: "DeleteNetwork",
+	KindRegisterNode: "RegisterNode", KindUpdateNode: "UpdateNode", KindSetNodeStatus: "SetNodeStatus",
+	KindReportTasks: "ReportTasks", KindPlanTasks: "PlanTasks",
+}
+
+func (k Kind) String() string {
+	if n, ok := kindNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Command is one entry of the replicated log.
+type Command interface {
+	Kind() Kind
+}
+
+// CreateService adds a service; its ID and name must be free.
+type CreateService struct{ Service *types.Service }
+
+// UpdateService replaces an existing service.
+type UpdateService struct{ Service *types.Service }
+
+// DeleteService removes a service and all of its tasks; the workers stop
+// the containers of tasks that are no longer assigned to them.
+type DeleteService struct{ ID string }
+
+// CreateVolume adds a volume; its ID and name must be free.
+type CreateVolume struct{ Volume *types.Volume }
+
+// UpdateVolume replaces an existing volume. A local volume pinned to a node
+// stays on that node.
+type UpdateVolume struct{ Volume *types.Volume }
+
+// DeleteVolume removes a volume no service mounts.
+type DeleteVolume struct{ ID string }
+
+// CreateSecret adds a secret (Data already encrypted); its ID and name must
+// be free.
+type CreateSecret struct{ Secret *types.Secret }
+
+// UpdateSecret replaces an existing secret.
+type UpdateSecret struct{ Secret *types.Secret }
+
+// DeleteSecret removes a secret no service uses.
+type DeleteSecret struct{ ID string }
+
+// CreateNetwork adds a network; its ID and name must be free.
+type CreateNetwork struct{ Network *types.Network }
+
+// UpdateNetwork replaces an existing network.
+type UpdateNetwork struct{ Network *types.Network }
+
+// DeleteNetwork removes a network no service is attached to.
+type DeleteNetwork struct{ ID string }
+
+// RegisterNode adds a node, or replaces it when it joins again.
+type RegisterNode struct{ Node *types.Node }
+
+// UpdateNode replaces an existing node (labels, availability, role).
+type UpdateNode struct{ Node *types.Node }
+
+// SetNodeStatus records a node's liveness as the leader's dispatcher sees
+// it, with the time of its last heartbeat.
+type SetNodeStatus struct {
+	NodeID        string
+	Status        types.NodeStatus
+	LastHeartbeat time.Time
+}
+
+// TaskStatus is what a worker observed of one task's container.
+type TaskStatus struct {
+	TaskID      string
+	NodeID      string // the reporting node; reports from another node are ignored
+	ActualState types.ContainerState
+	ContainerID string
+	Health      types.HealthStatus `json:",omitempty"`
+	ExitCode    int
+	Error       string
+	StartedAt   time.Time
+	FinishedAt  time.Time
+}
+
+// ReportTasks records a worker's observations of its tasks.
+type ReportTasks struct{ Statuses []TaskStatus }
+
+// PlanTasks commits a decision of the reconciler and scheduler in one
+// step: tasks to create or change, tasks to delete, and the local volumes
+// the placements pin to their nodes.
+type PlanTasks struct {
+	Upsert []*types.Container
+	Delete []string
+	Pin    []*types.Volume
+}
+
+// Kind implements Command.
+func (*CreateService) Kind() Kind { return KindCreateService }
+
+// Kind implements Command.
+func (*UpdateService) Kind() Kind { return KindUpdateService }
+
+// Kind implements Command.
+func (*DeleteService) Kind() Kind { return KindDeleteService }
+
+// Kind implements Command.
+func (*CreateVolume) Kind() Kind { return KindCreateVolume }
+
+// Kind implements Command.
+func (*UpdateVolume) Kind() Kind { return KindUpdateVolume }
+
+// Kind implements Command.
+func (*DeleteVolume) Kind() Kind { return KindDeleteVolume }
+
+// Kind implements Command.
+func (*CreateSecret) Kind() Kind { return KindCreateSecret }
+
+// Kind implements Command.
+func (*UpdateSecret) Kind() Kind { return KindUpdateSecret }
+
+// Kind implements Command.
+func (*DeleteSecret) Kind() Kind { return KindDeleteSecret }
+
+// Kind implements Command.
+func (*CreateNetwork) Kind() Kind { return KindCreateNetwork }
+
+// Kind implements Command.
+func (*UpdateNetwork) Kind() Kind { return KindUpdateNetwork }
+
+// Kind implements Command.
+func (*DeleteNetwork) Kind() Kind { return KindDeleteNetwork }
+
+// Kind implements Command.
+func (*RegisterNode) Kind() Kind { return KindRegisterNode }
+
+// Kind implements Command.
+func (*UpdateNode) Kind() Kind { return KindUpdateNode }
+
+// Kind implements Command.
+func (*SetNodeStatus) Kind() Kind { return KindSetNodeStatus }
+
+// Kind implements Command.
+func (*ReportTasks) Kind() Kind { return KindReportTasks }
+
+// Kind implements Command.
+func (*PlanTasks) Kind() Kind { return KindPlanTasks }
+
+// newCommand returns a zero command of kind k, to decode into.
+func newCommand(k Kind) (Command, bool) {
+	switch k {
+	case KindCreateService:
+		return &CreateService{}, true
+	case KindUpdateService:
+		return &UpdateService{}, true
+	case KindDeleteService:
+		return &DeleteService{}, true
+	case KindCreateVolume:
+		return &CreateVolume{}, true
+	case KindUpdateVolume:
+		return &UpdateVolume{}, true
+	case KindDeleteVolume:
+		return &DeleteVolume{}, true
+	case KindCreateSecret:
+		return &CreateSecret{}, true
+	case KindUpdateSecret:
+		return &UpdateSecret{}, true
+	case KindDeleteSecret:
+		return &DeleteSecret{}, true
+	case KindCreateNetwork:
+		return &CreateNetwork{}, true
+	case KindUpdateNetwork:
+		return &UpdateNetwork{}, true
+	case KindDeleteNetwork:
+		return &DeleteNetwork{}, true
+	case KindRegisterNode:
+		return &RegisterNode{}, true
+	case KindUpdateNode:
+		return &UpdateNode{}, true
+	case KindSetNodeStatus:
+		return &SetNodeStatus{}, true
+	case KindReportTasks:
+		return &ReportTasks{}, true
+	case KindPlanTasks:
+		return &PlanTasks{}, true
+	}
+	return nil, false
+}
+
+// ErrFormat is wrapped by the errors for log entries that cannot be
+// decoded.
+var ErrFormat = errors.New("fsm: bad command encoding")
+
+// Encode returns the log entry for c: the format version, the kind, then
+// the command as JSON.
+func Encode(c Command) ([]byte, error) {
+	body, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s: %w", c.Kind(), err)
+	}
+	return append([]byte{Version, byte(c.Kind())}, body...), nil
+}
+
+// Decode parses a log entry written by Encode. It returns a pointer to the
+// command struct (e.g. *CreateService).
+func Decode(b []byte) (Command, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrFormat, len(b))
+	}
+	if b[0] != Version {
+		return nil, fmt.Errorf("%w: format version %d, this binary reads %d: upgrade warren on every manager", ErrFormat, b[0], Version)
+	}
+	c, ok := newCommand(Kind(b[1]))
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown command kind %d: upgrade warren on every manager", ErrFormat, b[1])
+	}
+	if err := json.Unmarshal(b[2:], c); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrFormat, c.Kind(), err)
+	}
+	return c, nil
+}
