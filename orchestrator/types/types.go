@@ -254,6 +254,14 @@ type Container struct {
 	FinishedAt    time.Time
 	ExitCode      int
 	Error         string
+	// Slot is the replica this task fills (1..Replicas) in a replicated
+	// service; a global service's tasks are told apart by NodeID. A task
+	// that replaces another keeps its slot.
+	Slot int `json:",omitempty"`
+	// Attempt counts the restarts in this slot, against
+	// RestartPolicy.MaxAttempts; a reschedule away from a lost node is not
+	// a restart.
+	Attempt int `json:",omitempty"`
 }
 
 // Secret is sensitive data; Data holds only ciphertext.

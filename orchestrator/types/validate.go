@@ -356,6 +356,8 @@ func (ct *Container) Validate() error {
 	c.restartPolicy("RestartPolicy", ct.RestartPolicy)
 	c.resources("Resources", ct.Resources)
 	c.nonNegative("StopTimeout", int64(ct.StopTimeout))
+	c.nonNegative("Slot", int64(ct.Slot))
+	c.nonNegative("Attempt", int64(ct.Attempt))
 	return c.result(ct)
 }
 
