@@ -1,0 +1,20 @@
+// Package clock is the wall clock for the core: the only place production
+// code reads time.Now on the core's behalf. The core takes an
+// orchestrator.Clock so that the simulator can hand it virtual time instead.
+package clock
+
+import (
+	"time"
+
+	"github.com/warren-orchestrator/warren/orchestrator"
+)
+
+// Wall is the orchestrator.Clock of production: it reads the system clock.
+// The zero value is ready to use.
+type Wall struct{}
+
+var _ orchestrator.Clock = Wall{}
+
+// Now returns time.Now(), monotonic reading included, so that durations the
+// core computes between two readings survive wall-clock steps.
+func (Wall) Now() time.Time { return time.Now() }
