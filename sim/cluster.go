@@ -1,0 +1,381 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/warren-orchestrator/warren/backends/fake"
+	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
+	"github.com/warren-orchestrator/warren/orchestrator/types"
+)
+
+// Broken selects a deliberately wrong variant of the system, to prove that
+// the checks catch what they claim to. Test use only.
+type Broken int
+
+// Broken variants.
+const (
+	BrokenNone Broken = iota
+	// BrokenAckBeforeCommit acknowledges a client write when the leader
+	// appends it, before a majority holds it.
+	BrokenAckBeforeCommit
+	// BrokenNoFailoverGrace lets a new leader mark nodes down before they
+	// had time to reach it.
+	BrokenNoFailoverGrace
+	// BrokenIgnoreVolumes hides volumes from the scheduler, so it places
+	// tasks without volume affinity.
+	BrokenIgnoreVolumes
+)
+
+// Config is the shape of a simulated cluster.
+type Config struct {
+	Seed     uint64
+	Managers int
+	Workers  int
+	// Labels are node labels by worker index (0-based).
+	Labels  map[int]map[string]string
+	Net     NetConfig
+	Disk    DiskConfig
+	Raft    RaftConfig
+	Runtime fake.Knobs
+	// TTL and Grace of the leader's dispatcher.
+	TTL, Grace time.Duration
+	Broken     Broken
+	// Trace, when set, receives every trace line.
+	Trace io.Writer
+}
+
+// DefaultConfig is a LAN of 3 managers and 5 workers.
+func DefaultConfig() Config {
+	return Config{
+		Managers: 3, Workers: 5,
+		Net:     NetConfig{LatencyMin: 100 * time.Microsecond, LatencyMax: 500 * time.Microsecond},
+		Disk:    DiskConfig{FsyncMin: 200 * time.Microsecond, FsyncMax: 2 * time.Millisecond},
+		Raft:    DefaultRaft,
+		Runtime: fake.Knobs{StartLatency: 300 * time.Millisecond, StopLatency: 200 * time.Millisecond},
+		TTL:     3 * time.Second, Grace: 3 * time.Second,
+	}
+}
+
+// Violation is a broken invariant: the run stops at the first.
+type Violation struct {
+	Invariant string
+	At        time.Duration
+	Detail    string
+}
+
+func (v *Violation) Error() string {
+	return fmt.Sprintf("invariant %q broken at %v: %s", v.Invariant, v.At, v.Detail)
+}
+
+// Cluster is one simulated cluster and everything that checks it.
+type Cluster struct {
+	cfg      Config
+	eng      *Engine
+	net      *Network
+	managers []*manager
+	workers  []*worker
+	client   *client
+	tl       *Timeline
+
+	// What the checks remember.
+	leaders   map[uint64]string // term -> leader
+	committed map[uint64]Entry  // index -> the entry first applied there
+	acked     map[uint64]uint64 // write ID -> index it was acknowledged at
+	ackedAt   map[uint64]uint64 // index -> write ID acknowledged there
+	volumeAt  map[string]string // local volume name -> node, once pinned
+	running   map[string]string // task ID -> the worker running it
+	upSince   map[string]time.Duration
+	violation *Violation
+}
+
+// New builds a cluster; Start boots it.
+func New(cfg Config) *Cluster {
+	c := &Cluster{
+		cfg: cfg, eng: NewEngine(cfg.Seed, cfg.Trace),
+		leaders: map[uint64]string{}, committed: map[uint64]Entry{},
+		acked: map[uint64]uint64{}, ackedAt: map[uint64]uint64{},
+		volumeAt: map[string]string{}, running: map[string]string{}, upSince: map[string]time.Duration{},
+	}
+	c.net = newNetwork(c.eng, cfg.Net)
+	var ids []string
+	for i := range cfg.Managers {
+		ids = append(ids, fmt.Sprintf("manager-%d", i+1))
+	}
+	for _, id := range ids {
+		c.managers = append(c.managers, newManager(c, id, ids))
+	}
+	for i := range cfg.Workers {
+		c.workers = append(c.workers, newWorker(c, fmt.Sprintf("worker-%d", i+1)))
+	}
+	c.client = newClient(c)
+	c.tl = &Timeline{Seed: cfg.Seed}
+	for _, m := range c.managers {
+		c.tl.Managers = append(c.tl.Managers, m.id)
+	}
+	for _, w := range c.workers {
+		c.tl.Workers = append(c.tl.Workers, w.id)
+	}
+	return c
+}
+
+// Engine is the cluster's event loop.
+func (c *Cluster) Engine() *Engine { return c.eng }
+
+// Timeline is what the run recorded so far.
+func (c *Cluster) Timeline() *Timeline { return c.tl }
+
+// Start boots every node and registers the workers with the cluster.
+func (c *Cluster) Start() {
+	for _, m := range c.managers {
+		m.boot()
+	}
+	for _, w := range c.workers {
+		w.boot()
+		c.upSince[w.id] = c.eng.Elapsed()
+	}
+	for i, w := range c.workers {
+		n := &types.Node{
+			ID: w.id, Role: types.RoleWorker, Address: fmt.Sprintf("10.0.0.%d", i+10), Hostname: w.id,
+			Labels:    c.cfg.Labels[i],
+			Resources: &types.NodeResources{CPUCores: 4, MemoryBytes: 8 << 30, DiskBytes: 100 << 30},
+			Status:    types.NodeReady, Availability: types.NodeActive,
+			LastHeartbeat: c.eng.Now(), CreatedAt: c.eng.Now(),
+		}
+		c.Submit(&fsm.RegisterNode{Node: n})
+	}
+	c.eng.After(time.Second, c.sample)
+}
+
+// Run advances the simulation to until, checking the invariants after
+// every event.
+func (c *Cluster) Run(until time.Duration) error {
+	if c.violation != nil {
+		return c.violation
+	}
+	err := c.eng.Run(until, func() error {
+		if c.violation != nil {
+			return c.violation
+		}
+		return nil
+	})
+	c.tl.End = c.eng.Elapsed()
+	c.tl.TraceHash = c.eng.TraceHash()
+	return err
+}
+
+func (c *Cluster) dispatcherConfig() dispatcher.Config {
+	if c.cfg.Broken == BrokenNoFailoverGrace {
+		return dispatcher.Config{TTL: c.cfg.TTL}
+	}
+	return dispatcher.Config{TTL: c.cfg.TTL, Grace: c.cfg.Grace}
+}
+
+func (c *Cluster) fail(invariant, format string, args ...any) {
+	if c.violation != nil {
+		return
+	}
+	c.violation = &Violation{Invariant: invariant, At: c.eng.Elapsed(), Detail: fmt.Sprintf(format, args...)}
+	c.eng.Tracef("VIOLATION %s: %s", invariant, c.violation.Detail)
+	c.event("", "invariant broken: %s", c.violation.Error())
+}
+
+func (c *Cluster) event(node, format string, args ...any) {
+	c.tl.Events = append(c.tl.Events, Event{At: c.eng.Elapsed(), Node: node, Text: fmt.Sprintf(format, args...)})
+}
+
+// led is called when a manager wins an election.
+func (c *Cluster) led(id string, term uint64) {
+	if prev, ok := c.leaders[term]; ok && prev != id {
+		c.fail("one leader per term", "term %d has two leaders: %s and %s", term, prev, id)
+		return
+	}
+	c.leaders[term] = id
+	for i := range c.tl.Leaders {
+		if c.tl.Leaders[i].To == 0 {
+			c.tl.Leaders[i].To = c.eng.Elapsed()
+		}
+	}
+	c.tl.Leaders = append(c.tl.Leaders, LeaderSpan{Manager: id, Term: term, From: c.eng.Elapsed()})
+	c.event(id, "leads term %d", term)
+}
+
+// applied is called when a manager applies a committed entry: every
+// manager must apply the same entry at the same index, and an
+// acknowledged write must be the one there.
+func (c *Cluster) applied(id string, idx uint64, e Entry) {
+	first, seen := c.committed[idx]
+	if !seen {
+		c.committed[idx] = e
+		c.firstCommit(e)
+	} else if first.Term != e.Term || first.Write != e.Write || string(first.Data) != string(e.Data) {
+		c.fail("committed entries agree", "%s applied at index %d an entry of term %d, but term %d was committed there", id, idx, e.Term, first.Term)
+	}
+	if w, ok := c.ackedAt[idx]; ok && w != e.Write {
+		c.fail("no acknowledged write is lost", "write %d was acknowledged at index %d, but %s applied another entry there", w, idx, id)
+	}
+}
+
+// firstCommit checks a decision of the core once, when it first commits.
+func (c *Cluster) firstCommit(e Entry) {
+	if e.Data == nil {
+		return
+	}
+	cmd, err := fsm.Decode(e.Data)
+	if err != nil {
+		c.fail("commands decode", "%v", err)
+		return
+	}
+	switch cmd := cmd.(type) {
+	case *fsm.PlanTasks:
+		for _, v := range cmd.Pin {
+			c.pinned(v)
+		}
+	case *fsm.CreateVolume:
+		c.pinned(cmd.Volume)
+	case *fsm.SetNodeStatus:
+		c.markedDown(cmd)
+	}
+}
+
+func (c *Cluster) pinned(v *types.Volume) {
+	if v == nil || v.Driver != "local" || v.NodeID == "" {
+		return
+	}
+	if _, ok := c.volumeAt[v.Name]; !ok {
+		c.volumeAt[v.Name] = v.NodeID
+		c.event(v.NodeID, "volume %s pinned", v.Name)
+	}
+}
+
+// markedDown checks that a node marked down really had been out of touch:
+// with no message loss, a worker that has been up and connected to the
+// managers for longer than the TTL plus a few heartbeats is never marked
+// down (after a failover, the grace period is what ensures this).
+func (c *Cluster) markedDown(st *fsm.SetNodeStatus) {
+	c.event(st.NodeID, "marked %s", st.Status)
+	if st.Status != types.NodeDown || c.cfg.Net.Loss > 0 {
+		return
+	}
+	since, up := c.upSince[st.NodeID]
+	if up && c.eng.Elapsed()-since > c.cfg.TTL+4*HeartbeatInterval+c.cfg.Raft.ElectionMax {
+		c.fail("no node is marked down while it is up", "%s marked down at %v, but it has been up and connected since %v", st.NodeID, c.eng.Elapsed(), since)
+	}
+}
+
+// connectivity recomputes which workers are up and can reach a majority of
+// managers; call after every fault.
+func (c *Cluster) connectivity() {
+	for _, w := range c.workers {
+		reach := 0
+		for _, m := range c.managers {
+			if m.raft.alive && c.net.reachable(w.id, m.id) {
+				reach++
+			}
+		}
+		ok := w.alive && reach >= len(c.managers)/2+1
+		_, was := c.upSince[w.id]
+		switch {
+		case ok && !was:
+			c.upSince[w.id] = c.eng.Elapsed()
+		case !ok:
+			delete(c.upSince, w.id)
+		}
+	}
+}
+
+// workerStepped checks what a worker runs after its agent acted: a task
+// runs on one node only, and a task with a local volume only on the
+// volume's node.
+func (c *Cluster) workerStepped(w *worker) {
+	cs, err := w.rt.Containers()
+	if err != nil {
+		panic(err)
+	}
+	mounts := map[string][]*types.VolumeMount{}
+	for _, a := range w.assigns {
+		mounts[a.Task.ID] = a.Task.Mounts
+	}
+	for _, ct := range cs {
+		if ct.State != types.ContainerPending && ct.State != types.ContainerRunning {
+			if c.running[ct.TaskID] == w.id {
+				delete(c.running, ct.TaskID)
+			}
+			continue
+		}
+		if other, ok := c.running[ct.TaskID]; ok && other != w.id {
+			if ow := c.worker(other); ow != nil && ow.alive && ow.runs(ct.TaskID) {
+				c.fail("no task runs on two nodes", "task %s runs on %s and %s", ct.TaskID, other, w.id)
+				return
+			}
+		}
+		c.running[ct.TaskID] = w.id
+		for _, m := range mounts[ct.TaskID] {
+			if node, ok := c.volumeAt[m.Source]; ok && node != w.id {
+				c.fail("a task with a local volume runs on its node", "task %s mounts volume %s of %s but runs on %s", ct.TaskID, m.Source, node, w.id)
+				return
+			}
+		}
+	}
+}
+
+func (c *Cluster) worker(id string) *worker {
+	for _, w := range c.workers {
+		if w.id == id {
+			return w
+		}
+	}
+	return nil
+}
+
+func (w *worker) runs(taskID string) bool {
+	cs, _ := w.rt.Containers()
+	for _, ct := range cs {
+		if ct.TaskID == taskID {
+			return ct.State == types.ContainerPending || ct.State == types.ContainerRunning
+		}
+	}
+	return false
+}
+
+// sample records the tasks running per worker, once a second.
+func (c *Cluster) sample() {
+	s := TaskSample{At: c.eng.Elapsed(), Running: map[string]int{}}
+	for _, w := range c.workers {
+		if !w.alive {
+			continue
+		}
+		cs, _ := w.rt.Containers()
+		for _, ct := range cs {
+			if ct.State == types.ContainerRunning {
+				s.Running[w.id]++
+			}
+		}
+	}
+	c.tl.Tasks = append(c.tl.Tasks, s)
+	c.eng.After(time.Second, c.sample)
+}
+
+// Submit proposes a command to the cluster as an operator would, retrying
+// until a leader commits it.
+func (c *Cluster) Submit(cmd fsm.Command) {
+	data, err := fsm.Encode(cmd)
+	if err != nil {
+		panic(err)
+	}
+	c.client.write(data, false)
+}
+
+// Leader is the manager that leads now and has applied its term's no-op,
+// or nil.
+func (c *Cluster) Leader() *manager {
+	var best *manager
+	for _, m := range c.managers {
+		if m.raft.alive && m.ready && (best == nil || m.raft.term > best.raft.term) {
+			best = m
+		}
+	}
+	return best
+}

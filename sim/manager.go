@@ -1,0 +1,251 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warren-orchestrator/warren/orchestrator/agent"
+	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
+	"github.com/warren-orchestrator/warren/orchestrator/reconciler"
+	"github.com/warren-orchestrator/warren/orchestrator/state"
+)
+
+// errNotLeader answers a request sent to a manager that does not lead.
+var errNotLeader = errors.New("sim: not the leader")
+
+// LeaderTick is how often a leader runs its dispatcher and reconciler.
+const LeaderTick = 100 * time.Millisecond
+
+// Worker protocol messages.
+type (
+	heartbeat struct {
+		Statuses []fsm.TaskStatus
+	}
+	heartbeatReply struct {
+		Leader      string // set when the receiver does not lead: who it thinks does
+		OK          bool
+		Assignments []agent.Assignment
+		Sent        []fsm.TaskStatus // the statuses now committed
+	}
+	clientWrite struct {
+		ID  uint64
+		Cmd []byte
+	}
+	clientReply struct {
+		ID     uint64
+		Index  uint64 // where the write committed, when Acked
+		Leader string
+		Acked  bool
+		Err    string
+	}
+)
+
+// manager is a manager node: Raft, a store with the committed state, and,
+// while it leads, the core's dispatcher and reconciler.
+type manager struct {
+	c     *Cluster
+	id    string
+	raft  *raftNode
+	store state.Store
+	// pending are the leader's proposals waiting to apply, by log index.
+	pending map[uint64]proposal
+	disp    *dispatcher.Dispatcher
+	ready   bool // leading, and the term's no-op has applied
+	planned bool // a reconciler plan is in flight
+}
+
+type proposal struct {
+	term uint64
+	done func(error)
+}
+
+func newManager(c *Cluster, id string, peers []string) *manager {
+	m := &manager{c: c, id: id, pending: map[uint64]proposal{}}
+	m.raft = newRaftNode(id, peers, c.eng, c.net, newDisk(c.eng, c.cfg.Disk), c.cfg.Raft)
+	m.raft.onApply = m.apply
+	m.raft.onLead = m.lead
+	m.raft.onFollow = m.follow
+	c.net.attach(id, m.receive)
+	return m
+}
+
+// boot starts (or restarts) the manager with an empty store: it rebuilds
+// its state by applying the committed log again.
+func (m *manager) boot() {
+	m.store = state.NewMemory()
+	m.pending = map[uint64]proposal{}
+	m.ready, m.planned, m.disp = false, false, nil
+	m.raft.start()
+}
+
+func (m *manager) crash() {
+	m.failPending()
+	m.ready = false
+	m.raft.crash()
+}
+
+func (m *manager) receive(from string, msg any) {
+	if !m.raft.alive {
+		return
+	}
+	switch msg := msg.(type) {
+	case heartbeat:
+		m.onHeartbeat(from, msg)
+	case clientWrite:
+		m.onClientWrite(from, msg)
+	default:
+		m.raft.receive(from, msg)
+	}
+}
+
+// propose appends cmd to the log; done runs once it applied (with the
+// command's result), or failed to. It returns the entry's index.
+func (m *manager) propose(data []byte, write uint64, done func(error)) uint64 {
+	if m.raft.role != leader {
+		done(errNotLeader)
+		return 0
+	}
+	idx := m.raft.append(Entry{Data: data, Write: write})
+	if write != 0 && m.c.cfg.Broken == BrokenAckBeforeCommit {
+		done(nil) // the broken variant: acknowledged before it commits
+		return idx
+	}
+	m.pending[idx] = proposal{term: m.raft.term, done: done}
+	return idx
+}
+
+func (m *manager) proposeCmd(c fsm.Command, done func(error)) {
+	data, err := fsm.Encode(c)
+	if err != nil {
+		panic(fmt.Sprintf("sim: encode %s: %v", c.Kind(), err))
+	}
+	m.propose(data, 0, done)
+}
+
+func (m *manager) apply(idx uint64, e Entry) {
+	var err error
+	if e.Data != nil {
+		err = fsm.ApplyBytes(m.store, e.Data)
+	}
+	m.c.applied(m.id, idx, e)
+	if p, ok := m.pending[idx]; ok {
+		delete(m.pending, idx)
+		if p.term == e.Term {
+			p.done(err)
+		} else {
+			p.done(errNotLeader)
+		}
+	}
+	if !m.ready && m.raft.role == leader && e.Term == m.raft.term && e.Data == nil {
+		m.ready = true
+		m.disp = dispatcher.New(m.c.dispatcherConfig(), m.c.eng.Now())
+		m.c.eng.Tracef("%s ready term=%d", m.id, m.raft.term)
+		m.leaderTick()
+	}
+}
+
+func (m *manager) lead() { m.c.led(m.id, m.raft.term) }
+
+func (m *manager) follow() {
+	m.failPending()
+	m.ready, m.planned, m.disp = false, false, nil
+}
+
+func (m *manager) failPending() {
+	for idx, p := range m.pending {
+		delete(m.pending, idx)
+		p.done(errNotLeader)
+	}
+}
+
+// leaderTick runs the leader's core: liveness, then reconciliation.
+func (m *manager) leaderTick() {
+	if !m.ready || m.raft.role != leader {
+		return
+	}
+	term := m.raft.term
+	nodes, err := m.store.ListNodes()
+	if err != nil {
+		panic(err)
+	}
+	now := m.c.eng.Now()
+	for _, st := range m.disp.Check(nodes, now) {
+		m.c.eng.Tracef("%s marks %s %s", m.id, st.NodeID, st.Status)
+		m.proposeCmd(st, func(error) {})
+	}
+	if !m.planned {
+		snap, err := reconciler.Snapshot(m.store)
+		if err != nil {
+			panic(err)
+		}
+		if m.c.cfg.Broken == BrokenIgnoreVolumes {
+			snap.Volumes = nil // the scheduler no longer knows where volumes are
+		}
+		res := reconciler.Reconcile(snap, now, m.c.eng.Rand)
+		if res.Plan != nil {
+			m.planned = true
+			m.c.eng.Tracef("%s plan %s", m.id, reconciler.Describe(res.Plan))
+			m.proposeCmd(res.Plan, func(err error) {
+				m.planned = false
+				if err != nil {
+					m.c.eng.Tracef("%s plan refused: %v", m.id, err)
+				}
+			})
+		}
+	}
+	m.c.eng.After(LeaderTick, m.raft.guard(func() {
+		if m.raft.term == term {
+			m.leaderTick()
+		}
+	}))
+}
+
+func (m *manager) onHeartbeat(from string, hb heartbeat) {
+	if !m.ready {
+		m.c.net.Send(m.id, from, heartbeatReply{Leader: m.raft.leaderID})
+		return
+	}
+	m.disp.Heartbeat(from, m.c.eng.Now())
+	reply := func(sent []fsm.TaskStatus) {
+		tasks, err := m.store.ListContainersByNode(from)
+		if err != nil {
+			panic(err)
+		}
+		as := make([]agent.Assignment, len(tasks))
+		for i, t := range tasks {
+			as[i] = agent.Assignment{Task: t}
+		}
+		m.c.net.Send(m.id, from, heartbeatReply{OK: true, Assignments: as, Sent: sent})
+	}
+	if len(hb.Statuses) == 0 {
+		reply(nil)
+		return
+	}
+	m.proposeCmd(&fsm.ReportTasks{Statuses: hb.Statuses}, func(err error) {
+		if err == nil && m.raft.role == leader {
+			reply(hb.Statuses)
+		}
+	})
+}
+
+func (m *manager) onClientWrite(from string, w clientWrite) {
+	if !m.ready {
+		m.c.net.Send(m.id, from, clientReply{ID: w.ID, Leader: m.raft.leaderID, Err: errNotLeader.Error()})
+		return
+	}
+	var idx uint64
+	reply := func(err error) {
+		r := clientReply{ID: w.ID, Index: idx, Acked: err == nil || !errors.Is(err, errNotLeader)}
+		if err != nil {
+			r.Err = err.Error()
+		}
+		m.c.net.Send(m.id, from, r)
+	}
+	if m.c.cfg.Broken == BrokenAckBeforeCommit {
+		// The index must be known before the early acknowledgement.
+		idx = m.raft.lastIndex() + 1
+	}
+	idx = m.propose(w.Cmd, w.ID, reply)
+}
