@@ -220,15 +220,7 @@ func (c *Cluster) applied(id string, idx uint64, e Entry) {
 
 // firstCommit checks a decision of the core once, when it first commits.
 func (c *Cluster) firstCommit(e Entry) {
-	if e.Data == nil {
-		return
-	}
-	cmd, err := fsm.Decode(e.Data)
-	if err != nil {
-		c.fail("commands decode", "%v", err)
-		return
-	}
-	switch cmd := cmd.(type) {
+	switch cmd := e.cmd.(type) {
 	case *fsm.PlanTasks:
 		for _, v := range cmd.Pin {
 			c.pinned(v)

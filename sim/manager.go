@@ -54,6 +54,10 @@ type manager struct {
 	disp    *dispatcher.Dispatcher
 	ready   bool // leading, and the term's no-op has applied
 	planned bool // a reconciler plan is in flight
+	// dirty says the state the reconciler reads changed since it last ran;
+	// wake is when a delayed restart falls due.
+	dirty bool
+	wake  time.Time
 }
 
 type proposal struct {
@@ -107,7 +111,12 @@ func (m *manager) propose(data []byte, write uint64, done func(error)) uint64 {
 		done(errNotLeader)
 		return 0
 	}
-	idx := m.raft.append(Entry{Data: data, Write: write})
+	cmd, err := fsm.Decode(data)
+	if err != nil {
+		done(err)
+		return 0
+	}
+	idx := m.raft.append(Entry{Data: data, Write: write, cmd: cmd})
 	if write != 0 && m.c.cfg.Broken == BrokenAckBeforeCommit {
 		done(nil) // the broken variant: acknowledged before it commits
 		return idx
@@ -126,8 +135,11 @@ func (m *manager) proposeCmd(c fsm.Command, done func(error)) {
 
 func (m *manager) apply(idx uint64, e Entry) {
 	var err error
-	if e.Data != nil {
-		err = fsm.ApplyBytes(m.store, e.Data)
+	if e.cmd != nil {
+		err = fsm.Apply(m.store, e.cmd)
+		if affectsTasks(e.cmd) {
+			m.dirty = true
+		}
 	}
 	m.c.applied(m.id, idx, e)
 	if p, ok := m.pending[idx]; ok {
@@ -139,7 +151,7 @@ func (m *manager) apply(idx uint64, e Entry) {
 		}
 	}
 	if !m.ready && m.raft.role == leader && e.Term == m.raft.term && e.Data == nil {
-		m.ready = true
+		m.ready, m.dirty = true, true
 		m.disp = dispatcher.New(m.c.dispatcherConfig(), m.c.eng.Now())
 		m.c.eng.Tracef("%s ready term=%d", m.id, m.raft.term)
 		m.leaderTick()
@@ -160,7 +172,19 @@ func (m *manager) failPending() {
 	}
 }
 
-// leaderTick runs the leader's core: liveness, then reconciliation.
+// affectsTasks reports whether a command changes what the reconciler
+// decides from (secrets and networks do not).
+func affectsTasks(c fsm.Command) bool {
+	switch c.Kind() {
+	case fsm.KindCreateSecret, fsm.KindUpdateSecret, fsm.KindDeleteSecret,
+		fsm.KindCreateNetwork, fsm.KindUpdateNetwork, fsm.KindDeleteNetwork:
+		return false
+	}
+	return true
+}
+
+// leaderTick runs the leader's core: liveness, then reconciliation when
+// the state changed or a delayed restart falls due.
 func (m *manager) leaderTick() {
 	if !m.ready || m.raft.role != leader {
 		return
@@ -175,7 +199,8 @@ func (m *manager) leaderTick() {
 		m.c.eng.Tracef("%s marks %s %s", m.id, st.NodeID, st.Status)
 		m.proposeCmd(st, func(error) {})
 	}
-	if !m.planned {
+	if !m.planned && (m.dirty || (!m.wake.IsZero() && !now.Before(m.wake))) {
+		m.dirty, m.wake = false, time.Time{}
 		snap, err := reconciler.Snapshot(m.store)
 		if err != nil {
 			panic(err)
@@ -184,6 +209,7 @@ func (m *manager) leaderTick() {
 			snap.Volumes = nil // the scheduler no longer knows where volumes are
 		}
 		res := reconciler.Reconcile(snap, now, m.c.eng.Rand)
+		m.wake = res.Wake
 		if res.Plan != nil {
 			m.planned = true
 			m.c.eng.Tracef("%s plan %s", m.id, reconciler.Describe(res.Plan))

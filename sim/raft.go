@@ -3,6 +3,8 @@ package sim
 import (
 	"slices"
 	"time"
+
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 )
 
 // RaftConfig sets the model's timing.
@@ -26,6 +28,10 @@ type Entry struct {
 	// Write identifies a client write, for acknowledgement and the
 	// lost-write check; 0 for the core's own commands.
 	Write uint64
+	// cmd is Data decoded, once, by the leader that appended it: the
+	// managers share it instead of each decoding the same bytes (Apply
+	// does not change a command).
+	cmd fsm.Command
 }
 
 type role int
@@ -88,6 +94,7 @@ type raftNode struct {
 	match     map[string]uint64
 	heard     map[string]time.Duration
 	deadline  time.Duration
+	timerSet  bool // an election timer event is pending
 	leadSince time.Duration
 
 	// Hooks into the manager.
@@ -118,6 +125,7 @@ func (r *raftNode) guard(fn func()) func() {
 // start boots the node (first time or after a crash) as a follower.
 func (r *raftNode) start() {
 	r.alive = true
+	r.timerSet = false
 	r.role, r.leaderID = follower, ""
 	r.commit, r.applied = 0, 0
 	r.resetElection()
@@ -133,16 +141,25 @@ func (r *raftNode) crash() {
 	r.role = follower
 }
 
+// resetElection draws a new election deadline. One timer event per node
+// is pending at a time: when it fires before the deadline, it waits again.
 func (r *raftNode) resetElection() {
 	r.deadline = r.eng.Elapsed() + r.eng.Between(r.cfg.ElectionMin, r.cfg.ElectionMax)
-	r.eng.After(r.deadline-r.eng.Elapsed(), r.guard(r.electionTimer))
+	if !r.timerSet {
+		r.timerSet = true
+		r.eng.After(r.deadline-r.eng.Elapsed(), r.guard(r.electionTimer))
+	}
 }
 
 func (r *raftNode) electionTimer() {
-	if r.role == leader || r.eng.Elapsed() < r.deadline {
+	if r.eng.Elapsed() < r.deadline {
+		r.eng.After(r.deadline-r.eng.Elapsed(), r.guard(r.electionTimer))
 		return
 	}
-	r.campaign()
+	r.timerSet = false
+	if r.role != leader {
+		r.campaign()
+	}
 }
 
 // campaign starts an election: a new term and a vote for itself, durable

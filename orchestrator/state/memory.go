@@ -40,7 +40,7 @@ type memKV struct {
 func newMemKV() *memKV {
 	m := map[string]*memTree{}
 	for _, b := range Buckets() {
-		m[b] = btree.NewG(32, lessItem)
+		m[b] = btree.NewG(8, lessItem)
 	}
 	kv := &memKV{}
 	kv.current.Store(&m)
