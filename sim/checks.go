@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -59,7 +60,8 @@ func (c *Cluster) Converged() error {
 				return fmt.Errorf("service %s: %d of %d replicas running", s.Name, n, s.Replicas)
 			}
 		case types.ModeGlobal:
-			for id, node := range ready {
+			for _, id := range slices.Sorted(maps.Keys(ready)) {
+				node := ready[id]
 				if node.Availability == types.NodeActive && matches(s, node) && running[id] != 1 {
 					return fmt.Errorf("service %s: %d tasks on %s, want 1", s.Name, running[id], id)
 				}

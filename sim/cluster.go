@@ -202,14 +202,16 @@ func (c *Cluster) led(id string, term uint64) {
 	c.event(id, "leads term %d", term)
 }
 
-// applied is called when a manager applies a committed entry: every
-// manager must apply the same entry at the same index, and an
-// acknowledged write must be the one there.
-func (c *Cluster) applied(id string, idx uint64, e Entry) {
+// applied is called when a manager applies a committed entry, with the
+// result of applying it: every manager must apply the same entry at the
+// same index, and an acknowledged write must be the one there.
+func (c *Cluster) applied(id string, idx uint64, e Entry, result error) {
 	first, seen := c.committed[idx]
 	if !seen {
 		c.committed[idx] = e
-		c.firstCommit(e)
+		if result == nil {
+			c.firstCommit(e)
+		}
 	} else if first.Term != e.Term || first.Write != e.Write || string(first.Data) != string(e.Data) {
 		c.fail("committed entries agree", "%s applied at index %d an entry of term %d, but term %d was committed there", id, idx, e.Term, first.Term)
 	}
@@ -218,7 +220,8 @@ func (c *Cluster) applied(id string, idx uint64, e Entry) {
 	}
 }
 
-// firstCommit checks a decision of the core once, when it first commits.
+// firstCommit learns from a command the first time it commits and
+// applies: where local volumes are pinned, which nodes are marked down.
 func (c *Cluster) firstCommit(e Entry) {
 	switch cmd := e.cmd.(type) {
 	case *fsm.PlanTasks:
@@ -307,6 +310,35 @@ func (c *Cluster) workerStepped(w *worker) {
 		for _, m := range mounts[ct.TaskID] {
 			if node, ok := c.volumeAt[m.Source]; ok && node != w.id {
 				c.fail("a task with a local volume runs on its node", "task %s mounts volume %s of %s but runs on %s", ct.TaskID, m.Source, node, w.id)
+				return
+			}
+		}
+	}
+}
+
+// checkPlan checks the scheduler's decisions before they are proposed: a
+// task is never placed away from a local volume it mounts. (The fsm refuses
+// such a plan too, so a faulty scheduler would otherwise show only as a
+// cluster that never converges.)
+func (c *Cluster) checkPlan(m *manager, p *fsm.PlanTasks) {
+	if p == nil {
+		return
+	}
+	pins := map[string]string{}
+	for _, v := range p.Pin {
+		pins[v.Name] = v.NodeID
+	}
+	for _, t := range p.Upsert {
+		if t.NodeID == "" || t.DesiredState != types.ContainerRunning {
+			continue
+		}
+		for _, mt := range t.Mounts {
+			node, ok := pins[mt.Source]
+			if v, err := m.store.GetVolumeByName(mt.Source); err == nil && v.Driver == "local" && v.NodeID != "" {
+				node, ok = v.NodeID, true
+			}
+			if ok && node != t.NodeID {
+				c.fail("a task with a local volume runs on its node", "%s's scheduler placed task %s on %s, away from volume %s on %s", m.id, t.ID, t.NodeID, mt.Source, node)
 				return
 			}
 		}

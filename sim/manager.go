@@ -3,6 +3,8 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/warren-orchestrator/warren/orchestrator/agent"
@@ -141,7 +143,7 @@ func (m *manager) apply(idx uint64, e Entry) {
 			m.dirty = true
 		}
 	}
-	m.c.applied(m.id, idx, e)
+	m.c.applied(m.id, idx, e, err)
 	if p, ok := m.pending[idx]; ok {
 		delete(m.pending, idx)
 		if p.term == e.Term {
@@ -165,8 +167,11 @@ func (m *manager) follow() {
 	m.ready, m.planned, m.disp = false, false, nil
 }
 
+// failPending answers every waiting proposal, in log order: the answers
+// send messages, and messages draw from the random source.
 func (m *manager) failPending() {
-	for idx, p := range m.pending {
+	for _, idx := range slices.Sorted(maps.Keys(m.pending)) {
+		p := m.pending[idx]
 		delete(m.pending, idx)
 		p.done(errNotLeader)
 	}
@@ -210,6 +215,7 @@ func (m *manager) leaderTick() {
 		}
 		res := reconciler.Reconcile(snap, now, m.c.eng.Rand)
 		m.wake = res.Wake
+		m.c.checkPlan(m, res.Plan)
 		if res.Plan != nil {
 			m.planned = true
 			m.c.eng.Tracef("%s plan %s", m.id, reconciler.Describe(res.Plan))

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -61,7 +62,7 @@ func NewRootCommand(getenv func(string) string) *cobra.Command {
 	addEnumFlag(root, &opts.Output, "output", "o", "table", OutputFormats, "output format")
 	addEnumFlag(root, &opts.LogLevel, "log-level", "", "info", LogLevels, "log level of messages on stderr")
 
-	root.AddCommand(newVersionCommand(opts))
+	root.AddCommand(newVersionCommand(opts), newSimCommand())
 	return root
 }
 
@@ -74,6 +75,10 @@ func Execute(args []string, stdout, stderr io.Writer, getenv func(string) string
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "Error:", err)
+		var exit *ExitError
+		if errors.As(err, &exit) {
+			return exit.Code
+		}
 		return 1
 	}
 	return 0

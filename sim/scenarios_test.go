@@ -1,0 +1,117 @@
+package sim_test
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"golang.org/x/net/html"
+
+	"github.com/warren-orchestrator/warren/sim"
+)
+
+// seedsPerScenario is how many seeds `go test` runs of each scenario; `make
+// chaos` runs hundreds, with the determinism check.
+const seedsPerScenario = 8
+
+func scenarioFiles() []string {
+	files, err := filepath.Glob("../scenarios/*.yaml")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(files).NotTo(BeEmpty())
+	return files
+}
+
+func load(name string) *sim.Scenario {
+	GinkgoHelper()
+	sc, err := sim.LoadScenario(filepath.Join("..", "scenarios", name+".yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	return sc
+}
+
+var _ = Describe("Scenarios", Label("sim"), func() {
+	for _, file := range []string{"leader-failover", "volume-affinity", "write-path", "worker-crash", "partition", "chaos"} {
+		It(file+" holds every invariant and converges, the same way every time", func() {
+			sc := load(file)
+			for seed := uint64(1); seed <= seedsPerScenario; seed++ {
+				out := sc.Run(seed, sim.RunOptions{})
+				Expect(out.Kind).To(Equal(sim.Pass), "%v", out)
+				again := sc.Run(seed, sim.RunOptions{})
+				Expect(again.Hash).To(Equal(out.Hash), "seed %d is not deterministic", seed)
+			}
+		})
+	}
+
+	It("covers every scenario file in scenarios/", func() {
+		Expect(scenarioFiles()).To(HaveLen(6))
+	})
+})
+
+var _ = Describe("The checks", Label("sim"), func() {
+	// Each broken variant must be caught by some seed within 500 runs.
+	DescribeTable("catch a deliberately broken system",
+		func(scenario string, broken sim.Broken, kind, message string) {
+			sc := load(scenario)
+			var caught *sim.Outcome
+			for seed := uint64(1); seed <= 500 && caught == nil; seed++ {
+				if out := sc.Run(seed, sim.RunOptions{Broken: broken}); out.Kind != sim.Pass {
+					caught = out
+				}
+			}
+			Expect(caught).NotTo(BeNil(), "no seed of 500 caught it")
+			Expect(caught.Kind).To(Equal(kind))
+			Expect(caught.Err).To(MatchError(ContainSubstring(message)))
+			Expect(caught.Replay()).To(ContainSubstring("--seed"))
+		},
+		Entry("a Raft that acknowledges before commit", "partition", sim.BrokenAckBeforeCommit,
+			sim.Safety, "no acknowledged write is lost"),
+		Entry("a dispatcher without the failover grace", "leader-failover", sim.BrokenNoFailoverGrace,
+			sim.Safety, "no node is marked down while it is up"),
+		// Caught at the plan, before the fsm (which refuses such plans too).
+		Entry("a scheduler that ignores volume affinity", "volume-affinity", sim.BrokenIgnoreVolumes,
+			sim.Safety, "away from volume"),
+	)
+})
+
+var _ = Describe("A scenario's report", Label("sim"), func() {
+	It("is a well-formed page for a real run", func() {
+		out := load("leader-failover").Run(3, sim.RunOptions{})
+		var b bytes.Buffer
+		Expect(sim.WriteReport(&b, out.Timeline)).To(Succeed())
+		_, err := html.Parse(bytes.NewReader(b.Bytes()))
+		Expect(err).NotTo(HaveOccurred())
+		page := b.String()
+		Expect(page).To(ContainSubstring("warren sim scenarios/leader-failover.yaml --seed 3"))
+		Expect(strings.Count(page, "<svg")).To(BeNumerically(">=", 2))
+		Expect(out.Timeline.Leaders).To(HaveLen(3), "two crashes of the leader: three terms with leaders")
+		Expect(out.Timeline.Writes).NotTo(BeEmpty())
+	})
+})
+
+var _ = Describe("ParseScenario", func() {
+	DescribeTable("refuses a bad scenario, saying what to fix",
+		func(doc, message string) {
+			_, err := sim.ParseScenario([]byte(doc))
+			Expect(err).To(MatchError(ContainSubstring(message)))
+		},
+		Entry("unknown field", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 0s, hela: {}}]", "unknown field"),
+		Entry("two actions in a step", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 0s, heal: {}, crash: {node: leader}}]", "exactly one of"),
+		Entry("no duration", "cluster: {managers: 3}\nexpect: {converge-within: 5s}", "duration is missing"),
+		Entry("bad duration", "cluster: {managers: 3}\nduration: five\nexpect: {converge-within: 5s}", `"five" is not a duration`),
+		Entry("no managers", "duration: 5s\nexpect: {converge-within: 5s}", "cluster.managers is 0"),
+		Entry("no liveness bound", "cluster: {managers: 3}\nduration: 5s", "expect.converge-within is missing"),
+		Entry("unknown chaos", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nchaos: {faults: 1, kinds: [meteor]}", `chaos.kinds has "meteor"`),
+		Entry("step after the end", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 9s, heal: {}}]", "after the duration"),
+	)
+
+	It("reads every scenario in scenarios/", func() {
+		for _, f := range scenarioFiles() {
+			_, err := sim.LoadScenario(f)
+			Expect(err).NotTo(HaveOccurred(), f)
+		}
+		_, err := sim.LoadScenario("../scenarios/nope.yaml")
+		Expect(errors.Is(err, errors.ErrUnsupported) || err != nil).To(BeTrue())
+	})
+})
