@@ -3,6 +3,7 @@ package sim
 import (
 	"container/heap"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -78,6 +79,9 @@ func (e *Engine) Run(until time.Duration, check func() error) error {
 	for e.queue.Len() > 0 && e.queue[0].at <= until {
 		ev := heap.Pop(&e.queue).(event)
 		e.now = ev.at
+		// The hash covers when and in which order every event ran, so a
+		// run that diverges anywhere (a draw, a message, a timer) changes it.
+		e.Mix(uint64(ev.at), ev.seq)
 		ev.fn()
 		e.steps++
 		if check != nil {
@@ -102,7 +106,17 @@ func (e *Engine) Tracef(format string, args ...any) {
 	}
 }
 
-// TraceHash is the hash of every trace line so far.
+// Mix adds values to the trace hash without a trace line: cheap enough for
+// every event and every applied entry.
+func (e *Engine) Mix(vs ...uint64) {
+	var b [8]byte
+	for _, v := range vs {
+		binary.LittleEndian.PutUint64(b[:], v)
+		_, _ = e.trace.Write(b[:])
+	}
+}
+
+// TraceHash is the hash of every trace line and Mix so far.
 func (e *Engine) TraceHash() string { return hex.EncodeToString(e.trace.Sum(nil)) }
 
 // Between draws a duration uniformly from [lo, hi].

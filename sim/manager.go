@@ -143,6 +143,7 @@ func (m *manager) apply(idx uint64, e Entry) {
 			m.dirty = true
 		}
 	}
+	m.c.eng.Mix(idx, e.Term, e.Write, uint64(len(e.Data)), boolBit(err == nil))
 	m.c.applied(m.id, idx, e, err)
 	if p, ok := m.pending[idx]; ok {
 		delete(m.pending, idx)
@@ -175,6 +176,13 @@ func (m *manager) failPending() {
 		delete(m.pending, idx)
 		p.done(errNotLeader)
 	}
+}
+
+func boolBit(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // affectsTasks reports whether a command changes what the reconciler

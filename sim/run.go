@@ -53,7 +53,7 @@ func (sc *Scenario) Run(seed uint64, opts RunOptions) (out *Outcome) {
 	cfg := sc.config(seed)
 	cfg.Broken, cfg.Trace = opts.Broken, opts.Trace
 	c := New(cfg)
-	c.tl.Scenario = sc.Name
+	c.tl.Scenario, c.tl.File = sc.Name, sc.File
 	out = &Outcome{Scenario: sc.Name, Seed: seed, Timeline: c.tl}
 	defer func() {
 		if r := recover(); r != nil {

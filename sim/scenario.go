@@ -45,6 +45,8 @@ type Range [2]Duration
 // Scenario is a scenario file: a cluster, timed steps, random faults drawn
 // per seed, and what must hold. docs/scenarios.md describes the format.
 type Scenario struct {
+	// File is the path the scenario was loaded from.
+	File        string `json:"-"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Cluster     struct {
@@ -180,6 +182,7 @@ func LoadScenario(path string) (*Scenario, error) {
 	if sc.Name == "" {
 		sc.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
+	sc.File = path
 	return sc, nil
 }
 

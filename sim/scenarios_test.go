@@ -83,7 +83,7 @@ var _ = Describe("A scenario's report", Label("sim"), func() {
 		_, err := html.Parse(bytes.NewReader(b.Bytes()))
 		Expect(err).NotTo(HaveOccurred())
 		page := b.String()
-		Expect(page).To(ContainSubstring("warren sim scenarios/leader-failover.yaml --seed 3"))
+		Expect(page).To(ContainSubstring("warren sim ../scenarios/leader-failover.yaml --seed 3"))
 		Expect(strings.Count(page, "<svg")).To(BeNumerically(">=", 2))
 		Expect(out.Timeline.Leaders).To(HaveLen(3), "two crashes of the leader: three terms with leaders")
 		Expect(out.Timeline.Writes).NotTo(BeEmpty())

@@ -12,6 +12,7 @@ import (
 // time since the run's start, so the same seed gives the same Timeline.
 type Timeline struct {
 	Scenario  string
+	File      string // the scenario file as it was named, for the replay command
 	Seed      uint64
 	TraceHash string // hex
 	Result    string // "pass", or the failure message
@@ -69,7 +70,11 @@ func (tl *Timeline) passed() bool { return tl.Result == "pass" }
 
 // ReplayCommand is the command line that reruns this scenario with this seed.
 func (tl *Timeline) ReplayCommand() string {
-	return fmt.Sprintf("warren sim %s --seed %d", shellWord("scenarios/"+tl.Scenario+".yaml"), tl.Seed)
+	file := tl.File
+	if file == "" {
+		file = "scenarios/" + tl.Scenario + ".yaml"
+	}
+	return fmt.Sprintf("warren sim %s --seed %d", shellWord(file), tl.Seed)
 }
 
 // WriteLatencyPercentile is the nearest-rank p-th percentile (0 < p <= 100)

@@ -77,6 +77,9 @@ func (w *worker) step() {
 		panic(err)
 	}
 	w.unsent = sts
+	for _, st := range sts {
+		w.c.eng.Mix(uint64(len(st.TaskID)), uint64(len(st.ActualState)), uint64(st.ExitCode))
+	}
 	w.c.workerStepped(w)
 }
 
