@@ -114,7 +114,7 @@ var _ = Describe("Sim", Label("sim"), func() {
 			Expect(code).To(Equal(3), stdout)
 			Expect(stdout).To(MatchRegexp(`(?m)^write-path seed=1 hash=[0-9a-f]{16} liveness \(`))
 			Expect(stdout).To(ContainSubstring("expected under 1µs"))
-			Expect(stdout).To(ContainSubstring("replay: warren sim " + args[0] + " --seed 1\n"), "the file as it was named")
+			Expect(stdout).To(ContainSubstring("replay: warren sim "+args[0]+" --seed 1\n"), "the file as it was named")
 			Expect(stderr).To(Equal("Error: 1 of 1 runs failed; worst: liveness\n"))
 		})
 	})
