@@ -12,6 +12,7 @@ import (
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/reconciler"
 	"github.com/warren-orchestrator/warren/orchestrator/state"
+	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
 // errNotLeader answers a request sent to a manager that does not lead.
@@ -60,6 +61,15 @@ type manager struct {
 	// wake is when a delayed restart falls due.
 	dirty bool
 	wake  time.Time
+	// version counts the applied commands that change tasks; assigned
+	// caches each node's assignments as of a version, for heartbeats.
+	version  uint64
+	assigned map[string]assignments
+}
+
+type assignments struct {
+	version uint64
+	list    []agent.Assignment
 }
 
 type proposal struct {
@@ -82,6 +92,7 @@ func newManager(c *Cluster, id string, peers []string) *manager {
 func (m *manager) boot() {
 	m.store = state.NewMemory()
 	m.pending = map[uint64]proposal{}
+	m.assigned, m.version = map[string]assignments{}, 0
 	m.ready, m.planned, m.disp = false, false, nil
 	m.raft.start()
 }
@@ -140,7 +151,10 @@ func (m *manager) apply(idx uint64, e Entry) {
 	if e.cmd != nil {
 		err = fsm.Apply(m.store, e.cmd)
 		if affectsTasks(e.cmd) {
-			m.dirty = true
+			m.version++
+			if reconcileAfter(e.cmd) {
+				m.dirty = true
+			}
 		}
 	}
 	m.c.eng.Mix(idx, e.Term, e.Write, uint64(len(e.Data)), boolBit(err == nil))
@@ -196,6 +210,21 @@ func affectsTasks(c fsm.Command) bool {
 	return true
 }
 
+// reconcileAfter reports whether the reconciler could decide anything new
+// after c: a task's start (pending, running) changes nothing it looks at.
+func reconcileAfter(c fsm.Command) bool {
+	r, ok := c.(*fsm.ReportTasks)
+	if !ok {
+		return true
+	}
+	for _, st := range r.Statuses {
+		if st.ActualState != types.ContainerPending && st.ActualState != types.ContainerRunning {
+			return true
+		}
+	}
+	return false
+}
+
 // leaderTick runs the leader's core: liveness, then reconciliation when
 // the state changed or a delayed restart falls due.
 func (m *manager) leaderTick() {
@@ -249,15 +278,7 @@ func (m *manager) onHeartbeat(from string, hb heartbeat) {
 	}
 	m.disp.Heartbeat(from, m.c.eng.Now())
 	reply := func(sent []fsm.TaskStatus) {
-		tasks, err := m.store.ListContainersByNode(from)
-		if err != nil {
-			panic(err)
-		}
-		as := make([]agent.Assignment, len(tasks))
-		for i, t := range tasks {
-			as[i] = agent.Assignment{Task: t}
-		}
-		m.c.net.Send(m.id, from, heartbeatReply{OK: true, Assignments: as, Sent: sent})
+		m.c.net.Send(m.id, from, heartbeatReply{OK: true, Assignments: m.assignments(from), Sent: sent})
 	}
 	if len(hb.Statuses) == 0 {
 		reply(nil)
@@ -268,6 +289,24 @@ func (m *manager) onHeartbeat(from string, hb heartbeat) {
 			reply(hb.Statuses)
 		}
 	})
+}
+
+// assignments are the tasks of a node, read again only when tasks changed.
+// Workers only read them.
+func (m *manager) assignments(node string) []agent.Assignment {
+	if a, ok := m.assigned[node]; ok && a.version == m.version {
+		return a.list
+	}
+	tasks, err := m.store.ListContainersByNode(node)
+	if err != nil {
+		panic(err)
+	}
+	as := make([]agent.Assignment, len(tasks))
+	for i, t := range tasks {
+		as[i] = agent.Assignment{Task: t}
+	}
+	m.assigned[node] = assignments{version: m.version, list: as}
+	return as
 }
 
 func (m *manager) onClientWrite(from string, w clientWrite) {
