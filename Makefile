@@ -75,10 +75,11 @@ lint: ## Check formatting (gofmt) and run go vet
 fmt: ## Format all Go files in place
 	gofmt -w .
 
-ci: ## What CI runs: install dependencies, lint, test
+ci: ## What CI runs: install dependencies, lint, test, chaos
 	bash ci/install-deps.sh
 	$(MAKE) lint
 	$(MAKE) test
+	$(MAKE) chaos
 
 clean: ## Remove bin/ and cached test results
 	rm -rf bin
