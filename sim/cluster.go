@@ -3,6 +3,9 @@ package sim
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/warren-orchestrator/warren/backends/fake"
@@ -27,6 +30,9 @@ const (
 	// BrokenIgnoreVolumes hides volumes from the scheduler, so it places
 	// tasks without volume affinity.
 	BrokenIgnoreVolumes
+	// BrokenExtraFsync makes every durable change on a manager sync twice:
+	// one more fsync on the commit path.
+	BrokenExtraFsync
 )
 
 // Config is the shape of a simulated cluster.
@@ -205,18 +211,77 @@ func (c *Cluster) led(id string, term uint64) {
 // applied is called when a manager applies a committed entry, with the
 // result of applying it: every manager must apply the same entry at the
 // same index, and an acknowledged write must be the one there.
-func (c *Cluster) applied(id string, idx uint64, e Entry, result error) {
+func (c *Cluster) applied(m *manager, idx uint64, e Entry, result error, before map[string]int) {
+	id := m.id
 	first, seen := c.committed[idx]
 	if !seen {
 		c.committed[idx] = e
 		if result == nil {
 			c.firstCommit(e)
+			if before != nil {
+				c.checkReplicas(before, m)
+			}
 		}
 	} else if first.Term != e.Term || first.Write != e.Write || string(first.Data) != string(e.Data) {
 		c.fail("committed entries agree", "%s applied at index %d an entry of term %d, but term %d was committed there", id, idx, e.Term, first.Term)
 	}
 	if w, ok := c.ackedAt[idx]; ok && w != e.Write {
 		c.fail("no acknowledged write is lost", "write %d was acknowledged at index %d, but %s applied another entry there", w, idx, id)
+	}
+}
+
+// meantToRun counts, per service, the tasks meant to run: all of them for
+// a replicated service (key: service ID), per node for a global one (key:
+// service ID + "@" + node).
+func meantToRun(m *manager) (map[string]int, map[string]*types.Service) {
+	svcs, err := m.store.ListServices()
+	if err != nil {
+		panic(err)
+	}
+	counts, byID := map[string]int{}, map[string]*types.Service{}
+	for _, s := range svcs {
+		byID[s.ID] = s
+		tasks, err := m.store.ListContainersByService(s.ID)
+		if err != nil {
+			panic(err)
+		}
+		for _, t := range tasks {
+			if t.DesiredState != types.ContainerRunning {
+				continue
+			}
+			if s.Mode == types.ModeGlobal {
+				counts[s.ID+"@"+t.NodeID]++
+			} else {
+				counts[s.ID]++
+			}
+		}
+	}
+	return counts, byID
+}
+
+// checkReplicas checks that a plan never makes a service run more tasks
+// than it allows: its replicas, or one per node for a global service. A
+// plan made before a scale-down may commit after it (the next plan retires
+// the extra tasks), so what counts is that a plan does not add tasks beyond
+// the allowance, given the counts before it applied.
+func (c *Cluster) checkReplicas(before map[string]int, m *manager) {
+	after, svcs := meantToRun(m)
+	for _, key := range slices.Sorted(maps.Keys(after)) {
+		id, node, global := strings.Cut(key, "@")
+		s := svcs[id]
+		allowed := 1
+		if !global {
+			allowed = s.Replicas
+		}
+		if after[key] > allowed && after[key] > before[key] {
+			where := ""
+			if global {
+				where = " on " + node
+			}
+			c.fail("running replicas never exceed what the service allows",
+				"a plan raised service %s to %d tasks meant to run%s, for %d allowed", s.Name, after[key], where, allowed)
+			return
+		}
 	}
 }
 
@@ -314,6 +379,11 @@ func (c *Cluster) workerStepped(w *worker) {
 			}
 		}
 	}
+}
+
+func (c *Cluster) isCommitted(idx uint64) bool {
+	_, ok := c.committed[idx]
+	return ok
 }
 
 // checkPlan checks the scheduler's decisions before they are proposed: a

@@ -83,6 +83,7 @@ func newManager(c *Cluster, id string, peers []string) *manager {
 	m.raft.onApply = m.apply
 	m.raft.onLead = m.lead
 	m.raft.onFollow = m.follow
+	m.raft.extraSync = c.cfg.Broken == BrokenExtraFsync
 	c.net.attach(id, m.receive)
 	return m
 }
@@ -148,6 +149,10 @@ func (m *manager) proposeCmd(c fsm.Command, done func(error)) {
 
 func (m *manager) apply(idx uint64, e Entry) {
 	var err error
+	var before map[string]int
+	if _, plan := e.cmd.(*fsm.PlanTasks); plan && !m.c.isCommitted(idx) {
+		before, _ = meantToRun(m) // the first apply of a plan is checked
+	}
 	if e.cmd != nil {
 		err = fsm.Apply(m.store, e.cmd)
 		if affectsTasks(e.cmd) {
@@ -158,7 +163,7 @@ func (m *manager) apply(idx uint64, e Entry) {
 		}
 	}
 	m.c.eng.Mix(idx, e.Term, e.Write, uint64(len(e.Data)), boolBit(err == nil))
-	m.c.applied(m.id, idx, e, err)
+	m.c.applied(m, idx, e, err, before)
 	if p, ok := m.pending[idx]; ok {
 		delete(m.pending, idx)
 		if p.term == e.Term {

@@ -97,6 +97,10 @@ type raftNode struct {
 	timerSet  bool // an election timer event is pending
 	leadSince time.Duration
 
+	// extraSync is the test-only broken variant with a second fsync on
+	// every durable change, as a store that syncs data and metadata apart.
+	extraSync bool
+
 	// Hooks into the manager.
 	onApply  func(idx uint64, e Entry)
 	onLead   func()
@@ -202,7 +206,9 @@ func (r *raftNode) receive(from string, msg any) {
 // afterDisk runs fn once the node's earlier writes are durable, and after
 // a write of its own if write.
 func (r *raftNode) afterDisk(write bool, fn func()) {
-	if write {
+	if write && r.extraSync {
+		r.disk.Sync(r.guard(func() { r.disk.Sync(r.guard(fn)) }))
+	} else if write {
 		r.disk.Sync(r.guard(fn))
 	} else {
 		r.disk.Then(r.guard(fn))

@@ -69,6 +69,8 @@ var _ = Describe("The checks", Label("sim"), func() {
 			sim.Safety, "no acknowledged write is lost"),
 		Entry("a dispatcher without the failover grace", "leader-failover", sim.BrokenNoFailoverGrace,
 			sim.Safety, "no node is marked down while it is up"),
+		Entry("one more fsync on the commit path", "write-path", sim.BrokenExtraFsync,
+			sim.Liveness, "write latency p99"),
 		// Caught at the plan, before the fsm (which refuses such plans too).
 		Entry("a scheduler that ignores volume affinity", "volume-affinity", sim.BrokenIgnoreVolumes,
 			sim.Safety, "away from volume"),

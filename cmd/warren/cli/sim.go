@@ -41,6 +41,7 @@ var brokenVariants = map[string]sim.Broken{
 	"ack-before-commit": sim.BrokenAckBeforeCommit,
 	"no-failover-grace": sim.BrokenNoFailoverGrace,
 	"ignore-volumes":    sim.BrokenIgnoreVolumes,
+	"extra-fsync":       sim.BrokenExtraFsync,
 }
 
 type simOptions struct {
@@ -84,7 +85,7 @@ most severe wins: 5, 4, 2, then 3.`,
 	f.BoolVar(&o.determinism, "check-determinism", false, "run every seed twice and fail on any difference")
 	f.IntVar(&o.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	f.BoolVar(&o.quiet, "quiet", false, "print only failures and the summary")
-	f.StringVar(&o.broken, "broken", "", "run a deliberately broken variant (ack-before-commit, no-failover-grace, ignore-volumes): proves the checks catch it")
+	f.StringVar(&o.broken, "broken", "", "run a deliberately broken variant (ack-before-commit, no-failover-grace, ignore-volumes, extra-fsync): proves the checks catch it")
 	_ = f.MarkHidden("broken")
 	return cmd
 }
@@ -98,7 +99,7 @@ func runSim(out io.Writer, files []string, o simOptions) error {
 	}
 	broken, ok := brokenVariants[o.broken]
 	if o.broken != "" && !ok {
-		return fmt.Errorf("--broken %q: use ack-before-commit, no-failover-grace or ignore-volumes", o.broken)
+		return fmt.Errorf("--broken %q: use ack-before-commit, no-failover-grace, ignore-volumes or extra-fsync", o.broken)
 	}
 	var scenarios []*sim.Scenario
 	for _, f := range files {
