@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
@@ -71,4 +72,13 @@ type Peer struct {
 type Overlay interface {
 	SetPeers(peers []Peer) error
 	Peers() ([]Peer, error)
+}
+
+// Proposer carries a command to the replicated log: the raft log in
+// production, the Raft model in the simulator. done runs once the command
+// has been applied, with the result of applying it, or with an error if it
+// will not be (this manager lost the lead). done runs on the loop that owns
+// the caller, never concurrently with it.
+type Proposer interface {
+	Propose(cmd fsm.Command, done func(error))
 }

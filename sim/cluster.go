@@ -467,7 +467,7 @@ func (c *Cluster) Submit(cmd fsm.Command) {
 func (c *Cluster) Leader() *manager {
 	var best *manager
 	for _, m := range c.managers {
-		if m.raft.alive && m.ready && (best == nil || m.raft.term > best.raft.term) {
+		if m.raft.alive && m.leader != nil && (best == nil || m.raft.term > best.raft.term) {
 			best = m
 		}
 	}

@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/warren-orchestrator/warren/orchestrator/agent"
-	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
+	"github.com/warren-orchestrator/warren/orchestrator/leader"
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/reconciler"
 	"github.com/warren-orchestrator/warren/orchestrator/state"
@@ -17,9 +16,6 @@ import (
 
 // errNotLeader answers a request sent to a manager that does not lead.
 var errNotLeader = errors.New("sim: not the leader")
-
-// LeaderTick is how often a leader runs its dispatcher and reconciler.
-const LeaderTick = 100 * time.Millisecond
 
 // Worker protocol messages.
 type (
@@ -54,22 +50,9 @@ type manager struct {
 	store state.Store
 	// pending are the leader's proposals waiting to apply, by log index.
 	pending map[uint64]proposal
-	disp    *dispatcher.Dispatcher
-	ready   bool // leading, and the term's no-op has applied
-	planned bool // a reconciler plan is in flight
-	// dirty says the state the reconciler reads changed since it last ran;
-	// wake is when a delayed restart falls due.
-	dirty bool
-	wake  time.Time
-	// version counts the applied commands that change tasks; assigned
-	// caches each node's assignments as of a version, for heartbeats.
-	version  uint64
-	assigned map[string]assignments
-}
-
-type assignments struct {
-	version uint64
-	list    []agent.Assignment
+	// leader holds the term's duties while this manager leads and has
+	// applied its term's no-op.
+	leader *leader.Leader
 }
 
 type proposal struct {
@@ -93,14 +76,13 @@ func newManager(c *Cluster, id string, peers []string) *manager {
 func (m *manager) boot() {
 	m.store = state.NewMemory()
 	m.pending = map[uint64]proposal{}
-	m.assigned, m.version = map[string]assignments{}, 0
-	m.ready, m.planned, m.disp = false, false, nil
+	m.leader = nil
 	m.raft.start()
 }
 
 func (m *manager) crash() {
 	m.failPending()
-	m.ready = false
+	m.leader = nil
 	m.raft.crash()
 }
 
@@ -121,7 +103,7 @@ func (m *manager) receive(from string, msg any) {
 // propose appends cmd to the log; done runs once it applied (with the
 // command's result), or failed to. It returns the entry's index.
 func (m *manager) propose(data []byte, write uint64, done func(error)) uint64 {
-	if m.raft.role != leader {
+	if m.raft.role != roleLeader {
 		done(errNotLeader)
 		return 0
 	}
@@ -155,11 +137,8 @@ func (m *manager) apply(idx uint64, e Entry) {
 	}
 	if e.cmd != nil {
 		err = fsm.Apply(m.store, e.cmd)
-		if affectsTasks(e.cmd) {
-			m.version++
-			if reconcileAfter(e.cmd) {
-				m.dirty = true
-			}
+		if m.leader != nil {
+			m.leader.Applied(e.cmd)
 		}
 	}
 	m.c.eng.Mix(idx, e.Term, e.Write, uint64(len(e.Data)), boolBit(err == nil))
@@ -172,9 +151,12 @@ func (m *manager) apply(idx uint64, e Entry) {
 			p.done(errNotLeader)
 		}
 	}
-	if !m.ready && m.raft.role == leader && e.Term == m.raft.term && e.Data == nil {
-		m.ready, m.dirty = true, true
-		m.disp = dispatcher.New(m.c.dispatcherConfig(), m.c.eng.Now())
+	if m.leader == nil && m.raft.role == roleLeader && e.Term == m.raft.term && e.Data == nil {
+		store := m.store
+		if m.c.cfg.Broken == BrokenIgnoreVolumes {
+			store = noVolumes{store} // the scheduler no longer knows where volumes are
+		}
+		m.leader = leader.New(store, proposer{m}, m.c.dispatcherConfig(), m.c.eng.Now(), m.c.eng.Rand)
 		m.c.eng.Tracef("%s ready term=%d", m.id, m.raft.term)
 		m.leaderTick()
 	}
@@ -184,7 +166,7 @@ func (m *manager) lead() { m.c.led(m.id, m.raft.term) }
 
 func (m *manager) follow() {
 	m.failPending()
-	m.ready, m.planned, m.disp = false, false, nil
+	m.leader = nil
 }
 
 // failPending answers every waiting proposal, in log order: the answers
@@ -204,118 +186,73 @@ func boolBit(b bool) uint64 {
 	return 0
 }
 
-// affectsTasks reports whether a command changes what the reconciler
-// decides from (secrets and networks do not).
-func affectsTasks(c fsm.Command) bool {
-	switch c.Kind() {
-	case fsm.KindCreateSecret, fsm.KindUpdateSecret, fsm.KindDeleteSecret,
-		fsm.KindCreateNetwork, fsm.KindUpdateNetwork, fsm.KindDeleteNetwork:
-		return false
-	}
-	return true
-}
-
-// reconcileAfter reports whether the reconciler could decide anything new
-// after c: a task's start (pending, running) changes nothing it looks at.
-func reconcileAfter(c fsm.Command) bool {
-	r, ok := c.(*fsm.ReportTasks)
-	if !ok {
-		return true
-	}
-	for _, st := range r.Statuses {
-		if st.ActualState != types.ContainerPending && st.ActualState != types.ContainerRunning {
-			return true
-		}
-	}
-	return false
-}
-
-// leaderTick runs the leader's core: liveness, then reconciliation when
-// the state changed or a delayed restart falls due.
+// leaderTick runs the term's duties, then again after leader.Tick.
 func (m *manager) leaderTick() {
-	if !m.ready || m.raft.role != leader {
+	if m.leader == nil || m.raft.role != roleLeader {
 		return
 	}
 	term := m.raft.term
-	nodes, err := m.store.ListNodes()
-	if err != nil {
+	if err := m.leader.Tick(m.c.eng.Now()); err != nil {
 		panic(err)
 	}
-	now := m.c.eng.Now()
-	for _, st := range m.disp.Check(nodes, now) {
-		m.c.eng.Tracef("%s marks %s %s", m.id, st.NodeID, st.Status)
-		m.proposeCmd(st, func(error) {})
-	}
-	if !m.planned && (m.dirty || (!m.wake.IsZero() && !now.Before(m.wake))) {
-		m.dirty, m.wake = false, time.Time{}
-		snap, err := reconciler.Snapshot(m.store)
-		if err != nil {
-			panic(err)
-		}
-		if m.c.cfg.Broken == BrokenIgnoreVolumes {
-			snap.Volumes = nil // the scheduler no longer knows where volumes are
-		}
-		res := reconciler.Reconcile(snap, now, m.c.eng.Rand)
-		m.wake = res.Wake
-		m.c.checkPlan(m, res.Plan)
-		if res.Plan != nil {
-			m.planned = true
-			m.c.eng.Tracef("%s plan %s", m.id, reconciler.Describe(res.Plan))
-			m.proposeCmd(res.Plan, func(err error) {
-				m.planned = false
-				if err != nil {
-					m.c.eng.Tracef("%s plan refused: %v", m.id, err)
-				}
-			})
-		}
-	}
-	m.c.eng.After(LeaderTick, m.raft.guard(func() {
+	m.c.eng.After(leader.Tick, m.raft.guard(func() {
 		if m.raft.term == term {
 			m.leaderTick()
 		}
 	}))
 }
 
+// proposer carries the leader's commands to the Raft model, checking and
+// tracing them on the way.
+type proposer struct{ m *manager }
+
+func (p proposer) Propose(cmd fsm.Command, done func(error)) {
+	m := p.m
+	switch cmd := cmd.(type) {
+	case *fsm.SetNodeStatus:
+		m.c.eng.Tracef("%s marks %s %s", m.id, cmd.NodeID, cmd.Status)
+	case *fsm.PlanTasks:
+		m.c.checkPlan(m, cmd)
+		m.c.eng.Tracef("%s plan %s", m.id, reconciler.Describe(cmd))
+		inner := done
+		done = func(err error) {
+			if err != nil {
+				m.c.eng.Tracef("%s plan refused: %v", m.id, err)
+			}
+			inner(err)
+		}
+	}
+	m.proposeCmd(cmd, done)
+}
+
+// noVolumes is a Store that hides the volumes: the broken variant whose
+// scheduler ignores volume affinity.
+type noVolumes struct{ state.Store }
+
+func (noVolumes) ListVolumes() ([]*types.Volume, error) { return nil, nil }
+
+func (s noVolumes) View(fn func(state.Reader) error) error {
+	return s.Store.View(func(r state.Reader) error { return fn(noVolumesReader{r}) })
+}
+
+type noVolumesReader struct{ state.Reader }
+
+func (noVolumesReader) ListVolumes() ([]*types.Volume, error) { return nil, nil }
+
 func (m *manager) onHeartbeat(from string, hb heartbeat) {
-	if !m.ready {
+	if m.leader == nil {
 		m.c.net.Send(m.id, from, heartbeatReply{Leader: m.raft.leaderID})
 		return
 	}
-	m.disp.Heartbeat(from, m.c.eng.Now())
-	reply := func(sent []fsm.TaskStatus) {
-		m.c.net.Send(m.id, from, heartbeatReply{OK: true, Assignments: m.assignments(from), Sent: sent})
-	}
-	if len(hb.Statuses) == 0 {
-		reply(nil)
-		return
-	}
-	m.proposeCmd(&fsm.ReportTasks{Statuses: hb.Statuses}, func(err error) {
-		if err == nil && m.raft.role == leader {
-			reply(hb.Statuses)
+	m.leader.Heartbeat(from, m.c.eng.Now(), hb.Statuses, func(as []agent.Assignment, sent []fsm.TaskStatus) {
+		if m.raft.role == roleLeader {
+			m.c.net.Send(m.id, from, heartbeatReply{OK: true, Assignments: as, Sent: sent})
 		}
 	})
 }
 
-// assignments are the tasks of a node, read again only when tasks changed.
-// Workers only read them.
-func (m *manager) assignments(node string) []agent.Assignment {
-	if a, ok := m.assigned[node]; ok && a.version == m.version {
-		return a.list
-	}
-	tasks, err := m.store.ListContainersByNode(node)
-	if err != nil {
-		panic(err)
-	}
-	as := make([]agent.Assignment, len(tasks))
-	for i, t := range tasks {
-		as[i] = agent.Assignment{Task: t}
-	}
-	m.assigned[node] = assignments{version: m.version, list: as}
-	return as
-}
-
 func (m *manager) onClientWrite(from string, w clientWrite) {
-	if !m.ready {
+	if m.leader == nil {
 		m.c.net.Send(m.id, from, clientReply{ID: w.ID, Leader: m.raft.leaderID, Err: errNotLeader.Error()})
 		return
 	}

@@ -37,9 +37,9 @@ type Entry struct {
 type role int
 
 const (
-	follower role = iota
-	candidate
-	leader
+	roleFollower role = iota
+	roleCandidate
+	roleLeader
 )
 
 func (r role) String() string { return [...]string{"follower", "candidate", "leader"}[r] }
@@ -130,7 +130,7 @@ func (r *raftNode) guard(fn func()) func() {
 func (r *raftNode) start() {
 	r.alive = true
 	r.timerSet = false
-	r.role, r.leaderID = follower, ""
+	r.role, r.leaderID = roleFollower, ""
 	r.commit, r.applied = 0, 0
 	r.resetElection()
 }
@@ -139,10 +139,10 @@ func (r *raftNode) start() {
 func (r *raftNode) crash() {
 	r.alive = false
 	r.epoch++
-	if r.role == leader {
+	if r.role == roleLeader {
 		r.log = r.log[:min(uint64(len(r.log)), r.durable+1)]
 	}
-	r.role = follower
+	r.role = roleFollower
 }
 
 // resetElection draws a new election deadline. One timer event per node
@@ -161,7 +161,7 @@ func (r *raftNode) electionTimer() {
 		return
 	}
 	r.timerSet = false
-	if r.role != leader {
+	if r.role != roleLeader {
 		r.campaign()
 	}
 }
@@ -171,13 +171,13 @@ func (r *raftNode) electionTimer() {
 func (r *raftNode) campaign() {
 	r.term++
 	r.votedFor = r.id
-	r.role, r.leaderID = candidate, ""
+	r.role, r.leaderID = roleCandidate, ""
 	r.votes = map[string]bool{r.id: true}
 	r.eng.Tracef("%s campaign term=%d", r.id, r.term)
 	r.resetElection()
 	term := r.term
 	r.disk.Sync(r.guard(func() {
-		if r.term != term || r.role != candidate {
+		if r.term != term || r.role != roleCandidate {
 			return
 		}
 		for _, p := range r.peers {
@@ -219,9 +219,9 @@ func (r *raftNode) stepDown(term uint64) {
 	if term > r.term {
 		r.term, r.votedFor = term, ""
 	}
-	if r.role != follower {
-		wasLeader := r.role == leader
-		r.role = follower
+	if r.role != roleFollower {
+		wasLeader := r.role == roleLeader
+		r.role = roleFollower
 		r.eng.Tracef("%s steps down term=%d", r.id, r.term)
 		if wasLeader && r.onFollow != nil {
 			r.onFollow()
@@ -250,7 +250,7 @@ func (r *raftNode) onVoteReply(from string, m voteReply) {
 		r.stepDown(m.Term)
 		return
 	}
-	if r.role != candidate || m.Term != r.term || !m.Granted {
+	if r.role != roleCandidate || m.Term != r.term || !m.Granted {
 		return
 	}
 	r.votes[from] = true
@@ -258,10 +258,10 @@ func (r *raftNode) onVoteReply(from string, m voteReply) {
 }
 
 func (r *raftNode) maybeWin() {
-	if r.role != candidate || len(r.votes) < r.quorum() {
+	if r.role != roleCandidate || len(r.votes) < r.quorum() {
 		return
 	}
-	r.role, r.leaderID, r.leadSince = leader, r.id, r.eng.Elapsed()
+	r.role, r.leaderID, r.leadSince = roleLeader, r.id, r.eng.Elapsed()
 	r.durable = r.lastIndex()
 	r.next, r.match, r.heard = map[string]uint64{}, map[string]uint64{}, map[string]time.Duration{}
 	for _, p := range r.peers {
@@ -284,7 +284,7 @@ func (r *raftNode) append(e Entry) uint64 {
 	idx := r.lastIndex()
 	term := r.term
 	r.disk.Sync(r.guard(func() {
-		if r.role == leader && r.term == term {
+		if r.role == roleLeader && r.term == term {
 			r.durable = max(r.durable, idx)
 			r.advanceCommit()
 		}
@@ -296,7 +296,7 @@ func (r *raftNode) append(e Entry) uint64 {
 // tick is the leader's heartbeat: replicate, and step down without a
 // majority.
 func (r *raftNode) tick() {
-	if r.role != leader {
+	if r.role != roleLeader {
 		return
 	}
 	heard := 1
@@ -375,7 +375,7 @@ func (r *raftNode) onAppendReply(from string, m appendReply) {
 		r.resetElection()
 		return
 	}
-	if r.role != leader || m.Term != r.term {
+	if r.role != roleLeader || m.Term != r.term {
 		return
 	}
 	r.heard[from] = r.eng.Elapsed()
