@@ -7,8 +7,8 @@ import (
 	"slices"
 
 	"github.com/warren-orchestrator/warren/orchestrator/agent"
-	"github.com/warren-orchestrator/warren/orchestrator/leader"
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
+	"github.com/warren-orchestrator/warren/orchestrator/leader"
 	"github.com/warren-orchestrator/warren/orchestrator/reconciler"
 	"github.com/warren-orchestrator/warren/orchestrator/state"
 	"github.com/warren-orchestrator/warren/orchestrator/types"

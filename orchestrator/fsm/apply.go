@@ -217,6 +217,11 @@ var stateRank = map[types.ContainerState]int{
 
 func reportTasks(tx state.Tx, statuses []TaskStatus) error {
 	for _, st := range statuses {
+		if _, known := stateRank[st.ActualState]; !known {
+			return fmt.Errorf("%w: task %s reported in state %q: use pending, running, complete, failed or shutdown", types.ErrInvalid, st.TaskID, st.ActualState)
+		}
+	}
+	for _, st := range statuses {
 		t, err := tx.GetContainer(st.TaskID)
 		if errors.Is(err, state.ErrNotFound) {
 			continue // deleted meanwhile: the worker will stop it

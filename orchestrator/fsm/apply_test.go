@@ -151,6 +151,18 @@ var _ = Describe("Apply", func() {
 				fsm.TaskStatus{TaskID: "t-1", NodeID: "node-1", ActualState: types.ContainerFailed}, types.ContainerFailed),
 		)
 
+		It("refuses a report in a state that does not exist, storing none of it", func() {
+			err := apply(&fsm.ReportTasks{Statuses: []fsm.TaskStatus{
+				{TaskID: "t-2", NodeID: "node-2", ActualState: types.ContainerRunning},
+				{TaskID: "t-1", NodeID: "node-1", ActualState: "zombie"},
+			}})
+			Expect(errors.Is(err, types.ErrInvalid)).To(BeTrue())
+			Expect(err).To(MatchError(ContainSubstring(`state "zombie"`)))
+			t, err := s.GetContainer("t-2")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(t.ActualState).To(Equal(types.ContainerPending))
+		})
+
 		It("skips tasks deleted meanwhile", func() {
 			must(&fsm.ReportTasks{Statuses: []fsm.TaskStatus{
 				{TaskID: "gone", NodeID: "node-1", ActualState: types.ContainerRunning},
