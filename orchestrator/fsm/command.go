@@ -37,18 +37,34 @@ const (
 	KindPlanTasks
 )
 
-var kindNames = map[Kind]string{
-	KindCreateService: "CreateService", KindUpdateService: "UpdateService", KindDeleteService: "DeleteService",
-	KindCreateVolume: "CreateVolume", KindUpdateVolume: "UpdateVolume", KindDeleteVolume: "DeleteVolume",
-	KindCreateSecret: "CreateSecret", KindUpdateSecret: "UpdateSecret", KindDeleteSecret: "DeleteSecret",
-	KindCreateNetwork: "CreateNetwork", KindUpdateNetwork: "UpdateNetwork", KindDeleteNetwork: "DeleteNetwork",
-	KindRegisterNode: "RegisterNode", KindUpdateNode: "UpdateNode", KindSetNodeStatus: "SetNodeStatus",
-	KindReportTasks: "ReportTasks", KindPlanTasks: "PlanTasks",
+// kinds registers each command type under its kind: its name for messages
+// and a constructor to decode into.
+var kinds = map[Kind]struct {
+	name string
+	new  func() Command
+}{
+	KindCreateService: {"CreateService", func() Command { return &CreateService{} }},
+	KindUpdateService: {"UpdateService", func() Command { return &UpdateService{} }},
+	KindDeleteService: {"DeleteService", func() Command { return &DeleteService{} }},
+	KindCreateVolume:  {"CreateVolume", func() Command { return &CreateVolume{} }},
+	KindUpdateVolume:  {"UpdateVolume", func() Command { return &UpdateVolume{} }},
+	KindDeleteVolume:  {"DeleteVolume", func() Command { return &DeleteVolume{} }},
+	KindCreateSecret:  {"CreateSecret", func() Command { return &CreateSecret{} }},
+	KindUpdateSecret:  {"UpdateSecret", func() Command { return &UpdateSecret{} }},
+	KindDeleteSecret:  {"DeleteSecret", func() Command { return &DeleteSecret{} }},
+	KindCreateNetwork: {"CreateNetwork", func() Command { return &CreateNetwork{} }},
+	KindUpdateNetwork: {"UpdateNetwork", func() Command { return &UpdateNetwork{} }},
+	KindDeleteNetwork: {"DeleteNetwork", func() Command { return &DeleteNetwork{} }},
+	KindRegisterNode:  {"RegisterNode", func() Command { return &RegisterNode{} }},
+	KindUpdateNode:    {"UpdateNode", func() Command { return &UpdateNode{} }},
+	KindSetNodeStatus: {"SetNodeStatus", func() Command { return &SetNodeStatus{} }},
+	KindReportTasks:   {"ReportTasks", func() Command { return &ReportTasks{} }},
+	KindPlanTasks:     {"PlanTasks", func() Command { return &PlanTasks{} }},
 }
 
 func (k Kind) String() string {
-	if n, ok := kindNames[k]; ok {
-		return n
+	if c, ok := kinds[k]; ok {
+		return c.name
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -187,47 +203,6 @@ func (*ReportTasks) Kind() Kind { return KindReportTasks }
 // Kind implements Command.
 func (*PlanTasks) Kind() Kind { return KindPlanTasks }
 
-// newCommand returns a zero command of kind k, to decode into.
-func newCommand(k Kind) (Command, bool) {
-	switch k {
-	case KindCreateService:
-		return &CreateService{}, true
-	case KindUpdateService:
-		return &UpdateService{}, true
-	case KindDeleteService:
-		return &DeleteService{}, true
-	case KindCreateVolume:
-		return &CreateVolume{}, true
-	case KindUpdateVolume:
-		return &UpdateVolume{}, true
-	case KindDeleteVolume:
-		return &DeleteVolume{}, true
-	case KindCreateSecret:
-		return &CreateSecret{}, true
-	case KindUpdateSecret:
-		return &UpdateSecret{}, true
-	case KindDeleteSecret:
-		return &DeleteSecret{}, true
-	case KindCreateNetwork:
-		return &CreateNetwork{}, true
-	case KindUpdateNetwork:
-		return &UpdateNetwork{}, true
-	case KindDeleteNetwork:
-		return &DeleteNetwork{}, true
-	case KindRegisterNode:
-		return &RegisterNode{}, true
-	case KindUpdateNode:
-		return &UpdateNode{}, true
-	case KindSetNodeStatus:
-		return &SetNodeStatus{}, true
-	case KindReportTasks:
-		return &ReportTasks{}, true
-	case KindPlanTasks:
-		return &PlanTasks{}, true
-	}
-	return nil, false
-}
-
 // ErrFormat is wrapped by the errors for log entries that cannot be
 // decoded.
 var ErrFormat = errors.New("fsm: bad command encoding")
@@ -251,10 +226,11 @@ func Decode(b []byte) (Command, error) {
 	if b[0] != Version {
 		return nil, fmt.Errorf("%w: format version %d, this binary reads %d: upgrade warren on every manager", ErrFormat, b[0], Version)
 	}
-	c, ok := newCommand(Kind(b[1]))
+	k, ok := kinds[Kind(b[1])]
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown command kind %d: upgrade warren on every manager", ErrFormat, b[1])
 	}
+	c := k.new()
 	if err := json.Unmarshal(b[2:], c); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrFormat, c.Kind(), err)
 	}
