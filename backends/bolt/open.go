@@ -81,13 +81,23 @@ func OpenKV(dataDir string, opts *Options) (*KV, error) {
 		return nil, openError(path, err)
 	}
 	// The log is touched only now, under the file lock bbolt.Open took.
-	w, records, clean, err := openWAL(walPath(dataDir))
+	var done uint64
+	if err := db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket([]byte(metaBucket)) != nil {
+			done = applied(tx)
+		}
+		return nil
+	}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: read %s: %w", path, err)
+	}
+	w, records, err := openWAL(walPath(dataDir), done)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	seq, err := replay(db, records)
-	if err == nil && !clean {
+	if err == nil {
 		err = w.reset()
 	}
 	if err == nil {
@@ -112,24 +122,17 @@ func OpenKV(dataDir string, opts *Options) (*KV, error) {
 }
 
 // replay creates what is missing, records the schema, and applies the
-// log's records that warren.db does not hold yet, in one transaction. It
-// returns the sequence of the last record applied.
+// log's records (those warren.db does not hold yet, in sequence: openWAL
+// checked) in one transaction. It returns the sequence of the last record
+// warren.db then holds.
 func replay(db *bbolt.DB, records []walRecord) (uint64, error) {
 	var last uint64
 	err := db.Update(func(tx *bbolt.Tx) error {
 		if err := initialize(tx); err != nil {
 			return err
 		}
-		done := applied(tx)
-		last = done
+		last = applied(tx)
 		for _, r := range records {
-			if r.seq <= done {
-				continue // checkpointed, but the log was not emptied yet
-			}
-			if r.seq != last+1 {
-				return fmt.Errorf("bolt: %s continues at record %d but %s holds records up to %d: restore the data directory from a backup",
-					WALFileName, r.seq, FileName, last)
-			}
 			for _, o := range r.ops {
 				b := tx.Bucket([]byte(o.bucket))
 				if b == nil {

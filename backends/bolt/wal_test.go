@@ -1,6 +1,8 @@
 package bolt_test
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -53,10 +55,17 @@ var _ = Describe("The write-ahead log", func() {
 		return out
 	}
 
-	appendBytes := func(b []byte) {
-		f, err := os.OpenFile(wal, os.O_WRONLY|os.O_APPEND, 0)
+	// recordsEnd is where the log's records end: the zeros of the
+	// preallocated file follow.
+	recordsEnd := func(data []byte) int { return bytes.LastIndexFunc(data, func(r rune) bool { return r != 0 }) + 1 }
+	// tear writes b right after the last record, as a write cut short.
+	tear := func(b []byte) {
+		GinkgoHelper()
+		data, err := os.ReadFile(wal)
 		Expect(err).NotTo(HaveOccurred())
-		_, err = f.Write(b)
+		f, err := os.OpenFile(wal, os.O_WRONLY, 0)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = f.WriteAt(b, int64(recordsEnd(data)))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(f.Close()).To(Succeed())
 	}
@@ -72,15 +81,16 @@ var _ = Describe("The write-ahead log", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(names(s)).To(Equal([]string{"a", "b", "c"}))
 		Expect(s.Close()).To(Succeed())
-		info, err := os.Stat(wal)
+		data, err := os.ReadFile(wal)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(info.Size()).To(BeNumerically("<", 64), "emptied once replayed")
+		Expect(recordsEnd(data)).To(BeNumerically("<=", 16), "emptied (zeroed) once replayed")
+		Expect(len(data)).To(BeNumerically(">=", 256<<10), "kept preallocated")
 	})
 
 	DescribeTable("loses its torn last write and keeps the rest",
 		func(tail []byte) {
 			crashed("a", "b")
-			appendBytes(tail)
+			tear(tail)
 			s, err := bolt.Open(dir)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(names(s)).To(Equal([]string{"a", "b"}))
@@ -94,7 +104,7 @@ var _ = Describe("The write-ahead log", func() {
 			Expect(names(s)).To(Equal([]string{"a", "b", "c"}))
 		},
 		Entry("a partial header", []byte{0, 0, 1}),
-		Entry("zeros", make([]byte, 4096)),
+		Entry("a header of zeros", make([]byte, 8)),
 		Entry("a header whose record never arrived", []byte{0, 0, 1, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3}),
 	)
 
@@ -102,7 +112,7 @@ var _ = Describe("The write-ahead log", func() {
 		crashed("a", "b")
 		data, err := os.ReadFile(wal)
 		Expect(err).NotTo(HaveOccurred())
-		data[len(data)-1] ^= 0xff // the last byte of "b"'s record
+		data[recordsEnd(data)-1] ^= 0xff // the last byte of "b"'s record
 		Expect(os.WriteFile(wal, data, 0o600)).To(Succeed())
 		s, err := bolt.Open(dir)
 		Expect(err).NotTo(HaveOccurred())
@@ -147,6 +157,38 @@ var _ = Describe("The write-ahead log", func() {
 		Expect(kv.Close()).To(Succeed())
 		Expect(os.WriteFile(wal, b, 0o600)).To(Succeed())
 		_, err = bolt.Open(dir)
-		Expect(err).To(MatchError(ContainSubstring("warren.wal continues at record 3 but warren.db holds records up to 0")))
+		Expect(err).To(MatchError(ContainSubstring("record 3 where 1 was due")))
+	})
+
+	When("a checkpoint was made but the log not emptied, or only partly", func() {
+		var live string
+		BeforeEach(func() {
+			// Records 1 and 2 in the log; then a clean close checkpoints
+			// them into warren.db, whose copy goes beside the old log.
+			live = GinkgoT().TempDir()
+			writeAndCrash(live, dir, "a", "b")
+			b, err := os.ReadFile(bolt.Path(live))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(os.WriteFile(bolt.Path(dir), b, 0o600)).To(Succeed())
+		})
+
+		It("skips the stale records", func() {
+			s, err := bolt.Open(dir)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(s.Close)
+			Expect(names(s)).To(Equal([]string{"a", "b"}))
+		})
+
+		It("skips stale records left behind zeros", func() {
+			data, err := os.ReadFile(wal)
+			Expect(err).NotTo(HaveOccurred())
+			first := binary.BigEndian.Uint32(data[16:]) + 8
+			clear(data[16 : 16+first]) // record 1 zeroed, record 2 not yet
+			Expect(os.WriteFile(wal, data, 0o600)).To(Succeed())
+			s, err := bolt.Open(dir)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(s.Close)
+			Expect(names(s)).To(Equal([]string{"a", "b"}))
+		})
 	})
 })
