@@ -174,6 +174,11 @@ func (c *Cluster) step(st Step) {
 		c.Load(st.Load.Rate, st.Load.For.D())
 	case st.Crash != nil:
 		err = c.Crash(st.Crash.Node, st.Crash.RestartAfter.D())
+	case st.Restart != nil:
+		var id string
+		if id, err = c.node(st.Restart.Node); err == nil {
+			c.Restart(id)
+		}
 	case st.Partition != nil:
 		err = c.Partition(st.Partition.Groups, st.Partition.HealAfter.D())
 	case st.Heal != nil:

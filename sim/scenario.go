@@ -84,6 +84,7 @@ type Step struct {
 	Secret    *SecretSpec    `json:"secret,omitempty"`
 	Load      *LoadSpec      `json:"load,omitempty"`
 	Crash     *CrashSpec     `json:"crash,omitempty"`
+	Restart   *NodeSpec      `json:"restart,omitempty"`
 	Partition *PartitionSpec `json:"partition,omitempty"`
 	Heal      *struct{}      `json:"heal,omitempty"`
 	DiskStall *StallSpec     `json:"disk-stall,omitempty"`
@@ -213,13 +214,13 @@ func (sc *Scenario) check() error {
 	for i, st := range sc.Steps {
 		n := 0
 		for _, set := range []bool{st.Service != nil, st.Scale != nil, st.Volume != nil, st.Secret != nil, st.Load != nil,
-			st.Crash != nil, st.Partition != nil, st.Heal != nil, st.DiskStall != nil, st.CrashTask != nil} {
+			st.Crash != nil, st.Restart != nil, st.Partition != nil, st.Heal != nil, st.DiskStall != nil, st.CrashTask != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			bad("steps[%d] has %d actions: give each step exactly one of service, scale, volume, secret, load, crash, partition, heal, disk-stall, crash-task", i, n)
+			bad("steps[%d] has %d actions: give each step exactly one of service, scale, volume, secret, load, crash, restart, partition, heal, disk-stall, crash-task", i, n)
 		}
 		if st.At.D() > sc.Duration.D() {
 			bad("steps[%d] is at %v, after the duration %v", i, st.At.D(), sc.Duration.D())
