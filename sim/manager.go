@@ -53,6 +53,8 @@ type manager struct {
 	// leader holds the term's duties while this manager leads and has
 	// applied its term's no-op.
 	leader *leader.Leader
+	// deferred are committed entries not yet applied to store (see apply).
+	deferred []Entry
 }
 
 type proposal struct {
@@ -76,7 +78,7 @@ func newManager(c *Cluster, id string, peers []string) *manager {
 func (m *manager) boot() {
 	m.store = state.NewMemory()
 	m.pending = map[uint64]proposal{}
-	m.leader = nil
+	m.leader, m.deferred = nil, nil
 	m.raft.start()
 }
 
@@ -129,7 +131,19 @@ func (m *manager) proposeCmd(c fsm.Command, done func(error)) {
 	m.propose(data, 0, done)
 }
 
+// apply takes a committed entry. A follower whose entry some manager has
+// already applied only queues it: nothing reads a follower's store until it
+// leads (or until the checks ask), so its state is brought up to date then,
+// by flush, in log order, with the same result. The checks on the entry
+// itself run at once either way.
 func (m *manager) apply(idx uint64, e Entry) {
+	m.c.eng.Mix(idx, e.Term, e.Write, uint64(len(e.Data)))
+	if m.raft.role != roleLeader && m.c.isCommitted(idx) {
+		m.deferred = append(m.deferred, e)
+		m.c.applied(m, idx, e, nil, nil)
+		return
+	}
+	m.flush()
 	var err error
 	var before map[string]int
 	if _, plan := e.cmd.(*fsm.PlanTasks); plan && !m.c.isCommitted(idx) {
@@ -141,7 +155,6 @@ func (m *manager) apply(idx uint64, e Entry) {
 			m.leader.Applied(e.cmd)
 		}
 	}
-	m.c.eng.Mix(idx, e.Term, e.Write, uint64(len(e.Data)), boolBit(err == nil))
 	m.c.applied(m, idx, e, err, before)
 	if p, ok := m.pending[idx]; ok {
 		delete(m.pending, idx)
@@ -162,7 +175,20 @@ func (m *manager) apply(idx uint64, e Entry) {
 	}
 }
 
-func (m *manager) lead() { m.c.led(m.id, m.raft.term) }
+func (m *manager) lead() {
+	m.flush()
+	m.c.led(m.id, m.raft.term)
+}
+
+// flush applies the queued entries to the store, in log order.
+func (m *manager) flush() {
+	for _, e := range m.deferred {
+		if e.cmd != nil {
+			_ = fsm.Apply(m.store, e.cmd) // its result was checked when it first applied
+		}
+	}
+	m.deferred = m.deferred[:0]
+}
 
 func (m *manager) follow() {
 	m.failPending()
@@ -177,13 +203,6 @@ func (m *manager) failPending() {
 		delete(m.pending, idx)
 		p.done(errNotLeader)
 	}
-}
-
-func boolBit(b bool) uint64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // leaderTick runs the term's duties, then again after leader.Tick.
