@@ -218,8 +218,8 @@ func (c *Cluster) applied(m *manager, idx uint64, e Entry, result error, before 
 		c.committed[idx] = e
 		if result == nil {
 			c.firstCommit(e)
-			if before != nil {
-				c.checkReplicas(before, m)
+			if p, ok := e.cmd.(*fsm.PlanTasks); ok && before != nil {
+				c.checkReplicas(before, m, p)
 			}
 		}
 	} else if first.Term != e.Term || first.Write != e.Write || string(first.Data) != string(e.Data) {
@@ -230,17 +230,20 @@ func (c *Cluster) applied(m *manager, idx uint64, e Entry, result error, before 
 	}
 }
 
-// meantToRun counts, per service, the tasks meant to run: all of them for
-// a replicated service (key: service ID), per node for a global one (key:
-// service ID + "@" + node).
-func meantToRun(m *manager) (map[string]int, map[string]*types.Service) {
-	svcs, err := m.store.ListServices()
-	if err != nil {
-		panic(err)
-	}
-	counts, byID := map[string]int{}, map[string]*types.Service{}
-	for _, s := range svcs {
-		byID[s.ID] = s
+// meantToRun counts, for the services a plan touches, the tasks meant to
+// run: all of them for a replicated service (key: service ID), per node for
+// a global one (key: service ID + "@" + node).
+func meantToRun(m *manager, p *fsm.PlanTasks) (map[string]int, map[string]*types.Service) {
+	counts, svcs := map[string]int{}, map[string]*types.Service{}
+	for _, t := range p.Upsert {
+		if _, done := svcs[t.ServiceID]; done {
+			continue
+		}
+		s, err := m.store.GetService(t.ServiceID)
+		if err != nil {
+			continue // gone: its tasks go with it
+		}
+		svcs[s.ID] = s
 		tasks, err := m.store.ListContainersByService(s.ID)
 		if err != nil {
 			panic(err)
@@ -256,7 +259,7 @@ func meantToRun(m *manager) (map[string]int, map[string]*types.Service) {
 			}
 		}
 	}
-	return counts, byID
+	return counts, svcs
 }
 
 // checkReplicas checks that a plan never makes a service run more tasks
@@ -264,8 +267,8 @@ func meantToRun(m *manager) (map[string]int, map[string]*types.Service) {
 // plan made before a scale-down may commit after it (the next plan retires
 // the extra tasks), so what counts is that a plan does not add tasks beyond
 // the allowance, given the counts before it applied.
-func (c *Cluster) checkReplicas(before map[string]int, m *manager) {
-	after, svcs := meantToRun(m)
+func (c *Cluster) checkReplicas(before map[string]int, m *manager, p *fsm.PlanTasks) {
+	after, svcs := meantToRun(m, p)
 	for _, key := range slices.Sorted(maps.Keys(after)) {
 		id, node, global := strings.Cut(key, "@")
 		s := svcs[id]

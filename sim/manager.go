@@ -146,8 +146,8 @@ func (m *manager) apply(idx uint64, e Entry) {
 	m.flush()
 	var err error
 	var before map[string]int
-	if _, plan := e.cmd.(*fsm.PlanTasks); plan && !m.c.isCommitted(idx) {
-		before, _ = meantToRun(m) // the first apply of a plan is checked
+	if p, plan := e.cmd.(*fsm.PlanTasks); plan && !m.c.isCommitted(idx) {
+		before, _ = meantToRun(m, p) // the first apply of a plan is checked
 	}
 	if e.cmd != nil {
 		err = fsm.Apply(m.store, e.cmd)
