@@ -21,7 +21,13 @@ func NewMemory() Store { return New(newMemKV()) }
 // NewMemoryKV returns the in-memory KV behind NewMemory.
 func NewMemoryKV() KV { return newMemKV() }
 
-type memItem struct{ key, value []byte }
+type memItem struct {
+	key, value []byte
+	// dec holds the value's decoded record once it has been read; it is
+	// shared by the trees' clones, as the value is, and never changes
+	// after it is set.
+	dec *decoded
+}
 
 func lessItem(a, b memItem) bool { return bytes.Compare(a.key, b.key) < 0 }
 
@@ -131,7 +137,7 @@ func (tx *memTx) Put(bucket string, key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	t.ReplaceOrInsert(memItem{key: bytes.Clone(key), value: bytes.Clone(value)})
+	t.ReplaceOrInsert(memItem{key: bytes.Clone(key), value: bytes.Clone(value), dec: &decoded{}})
 	return nil
 }
 
@@ -155,6 +161,36 @@ func (tx *memTx) Scan(bucket string, prefix []byte, fn func(k, v []byte) error) 
 			return false
 		}
 		err = fn(it.key, it.value)
+		return err == nil
+	})
+	return err
+}
+
+// getDecoded implements decodedValues.
+func (tx *memTx) getDecoded(bucket string, key []byte) ([]byte, *decoded) {
+	t := tx.tree(bucket)
+	if t == nil {
+		return nil, nil
+	}
+	it, ok := t.Get(memItem{key: key})
+	if !ok {
+		return nil, nil
+	}
+	return it.value, it.dec
+}
+
+// scanDecoded implements decodedValues.
+func (tx *memTx) scanDecoded(bucket string, prefix []byte, fn func(k, v []byte, d *decoded) error) error {
+	t := tx.tree(bucket)
+	if t == nil {
+		return fmt.Errorf("state: no bucket %q", bucket)
+	}
+	var err error
+	t.AscendGreaterOrEqual(memItem{key: prefix}, func(it memItem) bool {
+		if !bytes.HasPrefix(it.key, prefix) {
+			return false
+		}
+		err = fn(it.key, it.value, it.dec)
 		return err == nil
 	})
 	return err

@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
@@ -58,11 +59,44 @@ type table[T any, P types.RecordPtr[T]] struct {
 func (t *table[T, P]) bucket() string { return t.kind.Bucket() }
 
 func (t *table[T, P]) get(tx KVTx, id string) (P, error) {
-	v := tx.Get(t.bucket(), []byte(id))
+	var v []byte
+	var d *decoded
+	if dv, ok := tx.(decodedValues); ok {
+		v, d = dv.getDecoded(t.bucket(), []byte(id))
+	} else {
+		v = tx.Get(t.bucket(), []byte(id))
+	}
 	if v == nil {
 		return nil, &NotFoundError{Kind: t.kind, Key: id}
 	}
-	return types.Decode[T, P](v)
+	return decode[T, P](v, d)
+}
+
+// decodedValues is an optional capability of a KVTx that keeps its values
+// in memory (the in-memory KV): each value carries its decoded record once
+// read, so a record read again is copied instead of decoded.
+type decodedValues interface {
+	getDecoded(bucket string, key []byte) ([]byte, *decoded)
+	scanDecoded(bucket string, prefix []byte, fn func(k, v []byte, d *decoded) error) error
+}
+
+// decoded caches the record a stored value decodes to.
+type decoded struct{ atomic.Value }
+
+// decode returns the record stored as v: a copy of the cached record when
+// d has one, else freshly decoded (and cached in d, when there is one).
+// Every caller gets a record of its own.
+func decode[T any, P types.RecordPtr[T]](v []byte, d *decoded) (P, error) {
+	if d != nil {
+		if c, ok := d.Load().(P); ok {
+			return types.Clone(c), nil
+		}
+	}
+	r, err := types.Decode[T, P](v)
+	if err == nil && d != nil {
+		d.Store(types.Clone(r))
+	}
+	return r, err
 }
 
 func (t *table[T, P]) getByName(tx KVTx, name string) (P, error) {
@@ -79,11 +113,15 @@ func (t *table[T, P]) getByName(tx KVTx, name string) (P, error) {
 
 func (t *table[T, P]) list(tx KVTx) ([]P, error) {
 	var out []P
-	err := tx.Scan(t.bucket(), nil, func(_, v []byte) error {
-		r, err := types.Decode[T, P](v)
+	add := func(_, v []byte, d *decoded) error {
+		r, err := decode[T, P](v, d)
 		out = append(out, r)
 		return err
-	})
+	}
+	if dv, ok := tx.(decodedValues); ok {
+		return out, dv.scanDecoded(t.bucket(), nil, add)
+	}
+	err := tx.Scan(t.bucket(), nil, func(k, v []byte) error { return add(k, v, nil) })
 	return out, err
 }
 
