@@ -19,8 +19,6 @@ type Network struct {
 	group map[string]int // partition group of each node; all 0 when healed
 	down  map[string]bool
 	nodes map[string]func(from string, msg any)
-	sent  uint64
-	lost  uint64
 }
 
 func newNetwork(eng *Engine, cfg NetConfig) *Network {
@@ -38,14 +36,11 @@ func (n *Network) reachable(a, b string) bool {
 // Send delivers msg from one node to another after a random latency,
 // unless it is lost or the path is cut before it arrives.
 func (n *Network) Send(from, to string, msg any) {
-	n.sent++
 	if !n.reachable(from, to) || n.eng.Chance(n.cfg.Loss) {
-		n.lost++
 		return
 	}
 	n.eng.After(n.eng.Between(n.cfg.LatencyMin, n.cfg.LatencyMax), func() {
 		if !n.reachable(from, to) {
-			n.lost++
 			return
 		}
 		n.nodes[to](from, msg)

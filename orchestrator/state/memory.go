@@ -121,15 +121,8 @@ func (tx *memTx) writeTree(bucket string) (*memTree, error) {
 }
 
 func (tx *memTx) Get(bucket string, key []byte) []byte {
-	t := tx.tree(bucket)
-	if t == nil {
-		return nil
-	}
-	it, ok := t.Get(memItem{key: key})
-	if !ok {
-		return nil
-	}
-	return it.value
+	v, _ := tx.getDecoded(bucket, key)
+	return v
 }
 
 func (tx *memTx) Put(bucket string, key, value []byte) error {
@@ -151,19 +144,7 @@ func (tx *memTx) Delete(bucket string, key []byte) error {
 }
 
 func (tx *memTx) Scan(bucket string, prefix []byte, fn func(k, v []byte) error) error {
-	t := tx.tree(bucket)
-	if t == nil {
-		return fmt.Errorf("state: no bucket %q", bucket)
-	}
-	var err error
-	t.AscendGreaterOrEqual(memItem{key: prefix}, func(it memItem) bool {
-		if !bytes.HasPrefix(it.key, prefix) {
-			return false
-		}
-		err = fn(it.key, it.value)
-		return err == nil
-	})
-	return err
+	return tx.scanDecoded(bucket, prefix, func(k, v []byte, _ *decoded) error { return fn(k, v) })
 }
 
 // getDecoded implements decodedValues.
