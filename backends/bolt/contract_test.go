@@ -23,4 +23,5 @@ var (
 	_ = statetest.DescribeStore("BoltDB", openKV(nil))
 	_ = statetest.DescribeStore("BoltDB checkpointing every 4 KiB", openKV(&bolt.Options{CheckpointBytes: 4 << 10}))
 	_ = statetest.DescribeStore("BoltDB checkpointing every write", openKV(&bolt.Options{CheckpointBytes: 1}))
+	_ = statetest.DescribeStore("BoltDB without sync (the raft FSM's store)", openKV(&bolt.Options{NoSync: true, CheckpointBytes: 4 << 10}))
 )

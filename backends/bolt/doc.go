@@ -1,6 +1,8 @@
-// Package bolt is Warren's state store on BoltDB (go.etcd.io/bbolt): the
-// file warren.db in the data directory, holding the six record buckets of
-// the schema document, the index buckets of package state and a meta bucket
-// that marks the file as Warren's. Every commit is fsynced; concurrent
-// single writes share commits (group commit).
+// Package bolt is Warren's storage on BoltDB (go.etcd.io/bbolt). warren.db
+// in the data directory holds the six record buckets of the schema
+// document, the index buckets of package state and a meta bucket that marks
+// the file as Warren's; commits go through a write-ahead log (warren.wal)
+// and concurrent single writes share commits (group commit). raft.db holds
+// a manager's raft log and raft's own small state (RaftStore), every write
+// fsynced.
 package bolt

@@ -30,6 +30,12 @@ type Options struct {
 	// IdleCheckpoint checkpoints when no write came for this long, so that
 	// warren.db is complete in itself while the store is idle. Default 1s.
 	IdleCheckpoint time.Duration
+	// NoSync writes each commit to the log without waiting for the disk:
+	// a killed process loses nothing (the kernel has the log), a power
+	// failure may lose the last commits. Only for a store that can replay
+	// its writes from a log of its own, as the raft FSM does from the
+	// raft log. Checkpoints are synced either way.
+	NoSync bool
 }
 
 func (o *Options) withDefaults() Options {

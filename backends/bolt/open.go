@@ -20,11 +20,16 @@ import (
 // FileName is the database file in the data directory.
 const FileName = "warren.db"
 
+// MetaBucket holds the file's own bookkeeping. Keys other than the ones
+// this package writes are free for the store's owner (the raft FSM keeps
+// its applied index there), and travel with snapshots.
+const MetaBucket = "meta"
+
 // The meta bucket marks a file as Warren's and records the newest record
 // schema written to it, so an older binary refuses it instead of
 // misreading it.
 const (
-	metaBucket = "meta"
+	metaBucket = MetaBucket
 	metaFormat = "format"
 	metaSchema = "schema"
 	formatName = "warren"
@@ -108,6 +113,7 @@ func OpenKV(dataDir string, opts *Options) (*KV, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	w.noSync = opts != nil && opts.NoSync
 	kv := &KV{
 		db:        db,
 		wal:       w,

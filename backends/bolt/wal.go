@@ -77,6 +77,8 @@ type wal struct {
 	buf  []byte
 	end  int64 // where the next record goes
 	size int64 // the file's length
+	// noSync leaves appended records to the page cache (Options.NoSync).
+	noSync bool
 }
 
 // preallocBytes is the zero-filled length a new log starts with; it grows
@@ -254,6 +256,9 @@ func (w *wal) append(seq uint64, ops []op) error {
 		return fmt.Errorf("bolt: write %s: %w", w.path, err)
 	}
 	w.end += int64(len(b))
+	if w.noSync {
+		return nil
+	}
 	return w.sync()
 }
 

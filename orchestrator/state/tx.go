@@ -54,3 +54,8 @@ func (s *store) Update(fn func(Tx) error) error {
 
 // Close implements Store.
 func (s *store) Close() error { return s.kv.Close() }
+
+// TxOf is the typed view of a KV transaction, for a caller that writes
+// more than records in the same transaction (the raft FSM records the log
+// index it applied alongside the command's changes).
+func TxOf(tx KVTx) Tx { return txn{tx} }

@@ -1,0 +1,176 @@
+package raft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/warren-orchestrator/warren/backends/bolt"
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
+	"github.com/warren-orchestrator/warren/orchestrator/state"
+)
+
+// appliedKey is where the FSM records, in the same transaction as the
+// entry's changes, the index of the last raft entry in warren.db.
+const appliedKey = "raft_applied"
+
+// errRetry aborts a batch transaction so that it runs again without the
+// entry that failed.
+var errRetry = errors.New("raft: retry the batch")
+
+// FSM applies committed raft entries, the core's typed commands, to the
+// bolt store. warren.db is the FSM's state itself, not a cache rebuilt from
+// snapshots: it records the last index it applied, so after a restart raft
+// replays only what warren.db lacks (raft's snapshot restore on start is
+// off, see Config). The store is opened with NoSync: the raft log has every
+// entry durably before it is applied, so an apply need not wait for a disk.
+type FSM struct {
+	kv      *bolt.KV
+	store   state.Store
+	applied atomic.Uint64
+	// fatal is called when the store cannot record an entry: the replica
+	// cannot go on without diverging from the others.
+	fatal func(error)
+}
+
+var (
+	_ hraft.FSM         = (*FSM)(nil)
+	_ hraft.BatchingFSM = (*FSM)(nil)
+)
+
+// NewFSM returns the FSM on kv, resuming after the last entry kv holds.
+// fatal is called (from raft's FSM goroutine) when the store fails; it must
+// not return normally in production: nil means panic.
+func NewFSM(kv *bolt.KV, fatal func(error)) (*FSM, error) {
+	if fatal == nil {
+		fatal = func(err error) { panic(err) }
+	}
+	f := &FSM{kv: kv, store: state.New(kv), fatal: fatal}
+	if err := f.loadApplied(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FSM) loadApplied() error {
+	return f.kv.View(func(tx state.KVTx) error {
+		v := tx.Get(bolt.MetaBucket, []byte(appliedKey))
+		switch len(v) {
+		case 0:
+			f.applied.Store(0)
+		case 8:
+			f.applied.Store(binary.BigEndian.Uint64(v))
+		default:
+			return fmt.Errorf("raft: %s in %s is %d bytes, not 8: the file is damaged", appliedKey, bolt.FileName, len(v))
+		}
+		return nil
+	})
+}
+
+// Store is the replicated state as this manager has applied it.
+func (f *FSM) Store() state.Store { return f.store }
+
+// Applied is the index of the last entry in the store.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
+
+// Apply implements raft.FSM. The response is nil or the command's error
+// (a conflict, a name taken, bad input): the same on every manager, since
+// every manager applies the same entries to the same state.
+func (f *FSM) Apply(l *hraft.Log) any {
+	return f.ApplyBatch([]*hraft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: the commands of a batch share one
+// store transaction. A command that fails is answered with its error and
+// the batch runs again without it, so each command sees exactly the state
+// it would have seen applied alone.
+func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
+	out := make([]any, len(logs))
+	last := f.applied.Load()
+	var cmds []fsm.Command
+	var todo []int
+	for i, l := range logs {
+		if l.Index <= last {
+			continue // in warren.db already: replayed after a restart
+		}
+		last = l.Index
+		if l.Type != hraft.LogCommand {
+			continue
+		}
+		c, err := fsm.Decode(l.Data)
+		if err != nil {
+			out[i] = err
+			continue
+		}
+		cmds = append(cmds, c)
+		todo = append(todo, i)
+	}
+	if last == f.applied.Load() {
+		return out
+	}
+	for {
+		failed := -1
+		var cmdErr error
+		err := f.kv.Update(func(kt state.KVTx) error {
+			tx := state.TxOf(kt)
+			for j, c := range cmds {
+				if c == nil {
+					continue
+				}
+				if err := fsm.ApplyTx(tx, c); err != nil {
+					failed, cmdErr = j, err
+					return errRetry
+				}
+			}
+			return kt.Put(bolt.MetaBucket, []byte(appliedKey), binary.BigEndian.AppendUint64(nil, last))
+		})
+		if failed >= 0 {
+			out[todo[failed]] = cmdErr
+			cmds[failed] = nil
+			continue
+		}
+		if err != nil {
+			f.fatal(fmt.Errorf("raft: apply entries up to %d to %s: %w", last, bolt.FileName, err))
+			return out
+		}
+		f.applied.Store(last)
+		return out
+	}
+}
+
+// Snapshot implements raft.FSM: it pins the store's current state, cheaply;
+// Persist streams it while applies go on.
+func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) {
+	s, err := f.kv.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{s: s}, nil
+}
+
+// Restore implements raft.FSM: the store's content becomes the snapshot's.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.kv.Restore(rc); err != nil {
+		return err
+	}
+	return f.loadApplied()
+}
+
+// snapshot is a raft.FSMSnapshot of the store: a complete warren.db file,
+// streamed to the sink in whatever chunks the sink takes.
+type snapshot struct{ s *bolt.Snapshot }
+
+func (s *snapshot) Persist(sink hraft.SnapshotSink) error {
+	if _, err := s.s.WriteTo(sink); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() { _ = s.s.Close() }
