@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,37 +108,14 @@ func BenchmarkReplicatedWrite(b *testing.B) {
 func BenchmarkReplicatedWriteParallel(b *testing.B) {
 	svcs := writeFixture()
 	leader := startManagers(b, svcs)
-	samples := make([]time.Duration, b.N)
-	errs := make(chan error, replicatedClients)
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
-	for range replicatedClients {
-		wg.Go(func() {
-			for {
-				// 64 consecutive ops in flight at most: distinct services.
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				t0 := time.Now()
-				if _, err := leader.Apply(&fsm.UpdateService{Service: svcs[i%len(svcs)]}); err != nil {
-					errs <- err
-					return
-				}
-				samples[i] = time.Since(t0)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	// At most 64 consecutive ops in flight: distinct services.
+	samples, elapsed := runClients(b, replicatedClients, func(i int) error {
+		_, err := leader.Apply(&fsm.UpdateService{Service: svcs[i%len(svcs)]})
+		return err
+	})
 	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
 	reportLatency(b, samples)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
 }

@@ -176,24 +176,34 @@ func BenchmarkStoreWrite(b *testing.B) {
 func BenchmarkStoreWriteParallel(b *testing.B) {
 	svcs := writeFixture()
 	s := openBolt(b, b.TempDir(), svcs)
-	samples := make([]time.Duration, b.N)
-	errs := make(chan error, writers)
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
+	// At most 16 consecutive indexes are in flight: distinct services, as
+	// 16 < writeIDs.
+	samples, elapsed := runClients(b, writers, func(i int) error { return s.UpdateService(svcs[i%len(svcs)]) })
+	b.StopTimer()
+	reportLatency(b, samples)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
+}
+
+// runClients runs op for 0..b.N-1 from clients goroutines, handing the
+// indexes out one by one, and returns each op's latency and the wall time
+// of the whole run. The first error fails the benchmark.
+func runClients(b *testing.B, clients int, op func(i int) error) ([]time.Duration, time.Duration) {
+	samples := make([]time.Duration, b.N)
+	errs := make(chan error, clients)
+	var next atomic.Int64
+	var wg sync.WaitGroup
 	start := time.Now()
-	for range writers {
+	for range clients {
 		wg.Go(func() {
 			for {
-				// Ops are handed out one by one, so at most 16 consecutive
-				// indexes are in flight: distinct services, as 16 < writeIDs.
 				i := int(next.Add(1)) - 1
 				if i >= b.N {
 					return
 				}
 				t0 := time.Now()
-				if err := s.UpdateService(svcs[i%len(svcs)]); err != nil {
+				if err := op(i); err != nil {
 					errs <- err
 					return
 				}
@@ -203,13 +213,11 @@ func BenchmarkStoreWriteParallel(b *testing.B) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	b.StopTimer()
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
 	}
-	reportLatency(b, samples)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
+	return samples, elapsed
 }
 
 // BenchmarkStoreWriteMemory is BenchmarkStoreWrite on the in-memory store:
