@@ -3,7 +3,6 @@ package fake
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -62,6 +61,7 @@ type Runtime struct {
 	mu         sync.Mutex
 	knobs      Knobs
 	containers map[string]*container // by task ID
+	ids        []string              // the keys of containers, sorted: Containers lists in this order
 	started    int                   // Start calls so far; numbers RuntimeIDs
 }
 
@@ -114,6 +114,8 @@ func (r *Runtime) Start(task *types.Container, secrets map[string][]byte) error 
 		c.secrets = nil // never mounted: the container did not get that far
 	}
 	r.containers[task.ID] = c
+	i, _ := slices.BinarySearch(r.ids, task.ID)
+	r.ids = slices.Insert(r.ids, i, task.ID)
 	return nil
 }
 
@@ -160,6 +162,9 @@ func (r *Runtime) Remove(taskID string) error {
 		return fmt.Errorf("fake runtime: the container of task %s is %s: stop it before removing it", taskID, s)
 	}
 	delete(r.containers, taskID)
+	if i, ok := slices.BinarySearch(r.ids, taskID); ok {
+		r.ids = slices.Delete(r.ids, i, i+1)
+	}
 	return nil
 }
 
@@ -170,7 +175,7 @@ func (r *Runtime) Containers() ([]orchestrator.RuntimeContainer, error) {
 	defer r.mu.Unlock()
 	now := r.clock.Now()
 	out := make([]orchestrator.RuntimeContainer, 0, len(r.containers))
-	for _, id := range slices.Sorted(maps.Keys(r.containers)) {
+	for _, id := range r.ids {
 		out = append(out, r.containers[id].at(now))
 	}
 	return out, nil
