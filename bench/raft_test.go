@@ -88,16 +88,12 @@ func startManagers(b *testing.B, svcs []*types.Service) *wraft.Node {
 func BenchmarkReplicatedWrite(b *testing.B) {
 	svcs := writeFixture()
 	leader := startManagers(b, svcs)
-	samples := make([]time.Duration, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := range b.N {
-		start := time.Now()
-		if _, err := leader.Apply(&fsm.UpdateService{Service: svcs[i%len(svcs)]}); err != nil {
-			b.Fatal(err)
-		}
-		samples[i] = time.Since(start)
-	}
+	samples := timeOps(b, func(i int) error {
+		_, err := leader.Apply(&fsm.UpdateService{Service: svcs[i%len(svcs)]})
+		return err
+	})
 	b.StopTimer()
 	reportLatency(b, samples)
 }

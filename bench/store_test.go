@@ -228,18 +228,25 @@ func BenchmarkStoreWriteMemory(b *testing.B) {
 	s := state.NewMemory()
 	b.Cleanup(func() { _ = s.Close() })
 	seed(b, s, svcs)
-	samples := make([]time.Duration, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
+	samples := timeOps(b, func(i int) error { return s.UpdateService(svcs[i%len(svcs)]) })
+	b.StopTimer()
+	reportLatency(b, samples)
+}
+
+// timeOps runs op for 0..b.N-1, one after another, and returns each op's
+// latency. An error fails the benchmark.
+func timeOps(b *testing.B, op func(i int) error) []time.Duration {
+	samples := make([]time.Duration, b.N)
 	for i := range b.N {
 		start := time.Now()
-		if err := s.UpdateService(svcs[i%len(svcs)]); err != nil {
+		if err := op(i); err != nil {
 			b.Fatal(err)
 		}
 		samples[i] = time.Since(start)
 	}
-	b.StopTimer()
-	reportLatency(b, samples)
+	return samples
 }
 
 // lookup finds a service by name in a store.

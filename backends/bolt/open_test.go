@@ -65,12 +65,8 @@ var _ = Describe("Open", func() {
 			s, err := bolt.Open(dir)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(s.Close)
-			info, err := os.Stat(dir)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o700)))
-			info, err = os.Stat(filepath.Join(dir, "warren.db"))
-			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)))
+			expectPerm(dir, 0o700)
+			expectPerm(filepath.Join(dir, "warren.db"), 0o600)
 		})
 	})
 
@@ -80,9 +76,7 @@ var _ = Describe("Open", func() {
 			s, err := bolt.Open(dir)
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(s.Close)
-			info, err := os.Stat(dir)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o700)))
+			expectPerm(dir, 0o700)
 		})
 	})
 
@@ -213,3 +207,11 @@ var _ = Describe("warren.db read by the bbolt command-line tool", func() {
 		Expect(&n).To(Equal(want))
 	})
 })
+
+// expectPerm asserts path's permission bits.
+func expectPerm(path string, perm os.FileMode) {
+	GinkgoHelper()
+	info, err := os.Stat(path)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(info.Mode().Perm()).To(Equal(perm))
+}

@@ -266,12 +266,8 @@ var _ = Describe("RaftStore", func() {
 
 	When("the data directory is new", func() {
 		It("creates it 0700 with raft.db 0600", func() {
-			info, err := os.Stat(dir)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o700)))
-			info, err = os.Stat(filepath.Join(dir, bolt.RaftFileName))
-			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)))
+			expectPerm(dir, 0o700)
+			expectPerm(filepath.Join(dir, bolt.RaftFileName), 0o600)
 		})
 	})
 
@@ -284,12 +280,8 @@ var _ = Describe("RaftStore", func() {
 		})
 
 		It("closes them to their owner", func() {
-			info, err := os.Stat(dir)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o700)))
-			info, err = os.Stat(filepath.Join(dir, bolt.RaftFileName))
-			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)))
+			expectPerm(dir, 0o700)
+			expectPerm(filepath.Join(dir, bolt.RaftFileName), 0o600)
 		})
 	})
 
