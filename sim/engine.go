@@ -129,3 +129,21 @@ func (e *Engine) Between(lo, hi time.Duration) time.Duration {
 
 // Chance reports true with probability p.
 func (e *Engine) Chance(p float64) bool { return p > 0 && e.Rand.Float64() < p }
+
+// life is whether a simulated node is up, and which life it is in: a crash
+// bumps epoch, so callbacks scheduled before it do nothing after.
+type life struct {
+	alive bool
+	epoch int
+}
+
+// guard wraps a callback so that it does nothing once its node has crashed,
+// even if the node has restarted since.
+func (l *life) guard(fn func()) func() {
+	epoch := l.epoch
+	return func() {
+		if l.alive && l.epoch == epoch {
+			fn()
+		}
+	}
+}

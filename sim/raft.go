@@ -77,8 +77,7 @@ type raftNode struct {
 	net   *Network
 	disk  *Disk
 	cfg   RaftConfig
-	epoch int // bumped by a crash: callbacks of an older epoch do nothing
-	alive bool
+	life
 
 	term     uint64
 	votedFor string
@@ -115,16 +114,6 @@ func newRaftNode(id string, peers []string, eng *Engine, net *Network, disk *Dis
 func (r *raftNode) lastIndex() uint64 { return uint64(len(r.log) - 1) }
 func (r *raftNode) lastTerm() uint64  { return r.log[len(r.log)-1].Term }
 func (r *raftNode) quorum() int       { return len(r.peers)/2 + 1 }
-
-// guard wraps a callback so that it does nothing after a crash.
-func (r *raftNode) guard(fn func()) func() {
-	epoch := r.epoch
-	return func() {
-		if r.alive && r.epoch == epoch {
-			fn()
-		}
-	}
-}
 
 // start boots the node (first time or after a crash) as a follower.
 func (r *raftNode) start() {

@@ -15,12 +15,11 @@ const HeartbeatInterval = 500 * time.Millisecond
 // to the manager it believes leads, and failing over to the next when that
 // one does not answer.
 type worker struct {
-	c       *Cluster
-	id      string
-	rt      *fake.Runtime
-	agent   *agent.Agent
-	alive   bool
-	epoch   int
+	c     *Cluster
+	id    string
+	rt    *fake.Runtime
+	agent *agent.Agent
+	life
 	target  int // index into the managers it talks to
 	waiting bool
 	unsent  []fsm.TaskStatus
@@ -48,15 +47,6 @@ func (w *worker) crash() {
 	w.alive = false
 	w.epoch++
 	w.rt = nil // its containers die with it
-}
-
-func (w *worker) guard(fn func()) func() {
-	epoch := w.epoch
-	return func() {
-		if w.alive && w.epoch == epoch {
-			fn()
-		}
-	}
 }
 
 func (w *worker) beat() {
