@@ -58,6 +58,11 @@ func newCluster(n int, snapshotThreshold uint64) *cluster {
 	for i := 1; i < n; i++ {
 		Expect(c.nodes[0].AddVoter(c.cfgs[i].ID, c.nodes[i].Addr())).To(Succeed())
 	}
+	// A new member learns who leads from the leader's next message, which
+	// may come after AddVoter returns.
+	for _, n := range c.nodes {
+		Eventually(func() string { id, _ := n.Leader(); return id }, 5*time.Second, 10*time.Millisecond).Should(Equal("m1"))
+	}
 	return c
 }
 
