@@ -111,19 +111,24 @@ func loadCACert(dir string) (*x509.Certificate, error) {
 }
 
 func saveBoth(dir, certName, keyName string, cert *x509.Certificate, key *ecdsa.PrivateKey) error {
+	if err := mkdir(dir); err != nil {
+		return err
+	}
+	kp, err := keyPEM(key)
+	if err != nil {
+		return fmt.Errorf("%w (for %s)", err, filepath.Join(dir, keyName))
+	}
+	if err := writeFileAtomic(filepath.Join(dir, keyName), kp, keyMode); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, certName), certPEM(cert), certMode)
+}
+
+func mkdir(dir string) error {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return fmt.Errorf("pki: create %s: %w", dir, err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("pki: encode key for %s: %w", filepath.Join(dir, keyName), err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := writeFileAtomic(filepath.Join(dir, keyName), keyPEM, keyMode); err != nil {
-		return err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	return writeFileAtomic(filepath.Join(dir, certName), certPEM, certMode)
+	return nil
 }
 
 // writeFileAtomic replaces path with data: write a temporary file in the
@@ -217,20 +222,25 @@ func readKey(path, remedy string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeKey(block, path)
+}
+
+// decodeKey accepts PKCS#8 and SEC 1 blocks; what names the key in errors.
+func decodeKey(block *pem.Block, what string) (*ecdsa.PrivateKey, error) {
 	if block.Type == "EC PRIVATE KEY" {
 		key, err := x509.ParseECPrivateKey(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, path, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, what, err)
 		}
 		return key, nil
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, path, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, what, err)
 	}
 	key, ok := parsed.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s holds a %T, not an ECDSA key", ErrMalformed, path, parsed)
+		return nil, fmt.Errorf("%w: %s holds a %T, not an ECDSA key", ErrMalformed, what, parsed)
 	}
 	return key, nil
 }

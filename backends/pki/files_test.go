@@ -202,3 +202,54 @@ var _ = Describe("Cert files", func() {
 		Entry("the CA", "ca"),
 	)
 })
+
+var _ = Describe("PEM forms", func() {
+	It("round-trip a CA and a certificate, and refuse mismatched or garbled input", func() {
+		ca, err := pki.NewCA("c1", t0)
+		Expect(err).NotTo(HaveOccurred())
+		cert, err := ca.Issue(pki.Request{CommonName: "n1", Role: pki.RoleWorker}, t0)
+		Expect(err).NotTo(HaveOccurred())
+
+		certPEM, keyPEM, err := cert.PEM()
+		Expect(err).NotTo(HaveOccurred())
+		back, err := pki.ParseCert(certPEM, keyPEM)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(back.Leaf.Equal(cert.Leaf)).To(BeTrue())
+		Expect(back.Role()).To(Equal(pki.RoleWorker))
+
+		caKey, err := ca.KeyPEM()
+		Expect(err).NotTo(HaveOccurred())
+		ca2, err := pki.ParseCA(ca.CertPEM(), caKey)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ca2.Digest()).To(Equal(ca.Digest()))
+		_, err = ca2.Issue(pki.Request{CommonName: "n2", Role: pki.RoleWorker}, t0)
+		Expect(err).NotTo(HaveOccurred())
+
+		public, err := pki.ParseCA(ca.CertPEM(), nil)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = public.KeyPEM()
+		Expect(err).To(MatchError(pki.ErrInvalidRequest))
+
+		other, err := ca.Issue(pki.Request{CommonName: "n3", Role: pki.RoleWorker}, t0)
+		Expect(err).NotTo(HaveOccurred())
+		_, otherKey, err := other.PEM()
+		Expect(err).NotTo(HaveOccurred())
+		_, err = pki.ParseCert(certPEM, otherKey)
+		Expect(err).To(MatchError(pki.ErrMismatch))
+		_, err = pki.ParseCert([]byte("garbage"), keyPEM)
+		Expect(err).To(MatchError(pki.ErrMalformed))
+		_, err = pki.ParseCA(certPEM, nil)
+		Expect(err).To(MatchError(ContainSubstring("is not a CA certificate")))
+	})
+
+	It("saves only the CA certificate for a worker", func() {
+		ca, err := pki.NewCA("c1", t0)
+		Expect(err).NotTo(HaveOccurred())
+		dir := GinkgoT().TempDir()
+		Expect(ca.SaveCert(dir)).To(Succeed())
+		_, err = pki.LoadCAPool(dir)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = pki.LoadCA(dir)
+		Expect(err).To(MatchError(pki.ErrNotFound))
+	})
+})

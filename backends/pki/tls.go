@@ -13,8 +13,23 @@ import (
 type Option func(*tlsOptions)
 
 type tlsOptions struct {
-	roles []string
-	now   func() time.Time
+	roles    []string
+	now      func() time.Time
+	optional bool              // a client may present no certificate
+	chain    *x509.Certificate // sent after the leaf
+}
+
+// AllowNoClientCert lets a client connect without a certificate (one it
+// does present is still verified). For the API, where a joining node has
+// only its token, and each endpoint checks the caller's role itself.
+func AllowNoClientCert() Option {
+	return func(o *tlsOptions) { o.optional = true }
+}
+
+// PresentCA sends the CA certificate after the leaf, so that a joining
+// node, which knows only the CA's digest, can verify the server.
+func PresentCA(ca *x509.Certificate) Option {
+	return func(o *tlsOptions) { o.chain = ca }
 }
 
 // RequireRole accepts only peers whose certificate was issued for one of
@@ -36,10 +51,16 @@ func ServerConfig(pool *x509.CertPool, cert *Cert, opts ...Option) *tls.Config {
 	o := applyOptions(opts)
 	cfg := baseConfig(pool, cert, o)
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if o.optional {
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
 	// crypto/tls has already verified the client's chain against ClientCAs
 	// for client authentication; only the role is left to check.
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
+			if o.optional {
+				return nil
+			}
 			// Only reachable if a caller loosens ClientAuth.
 			return fmt.Errorf("%w: the client presented no certificate", ErrPeerRefused)
 		}
@@ -105,7 +126,11 @@ func baseConfig(pool *x509.CertPool, cert *Cert, o *tlsOptions) *tls.Config {
 		Time:       o.now,
 	}
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{cert.TLSCertificate()}
+		c := cert.TLSCertificate()
+		if o.chain != nil {
+			c.Certificate = append(c.Certificate, o.chain.Raw)
+		}
+		cfg.Certificates = []tls.Certificate{c}
 	}
 	return cfg
 }
@@ -124,4 +149,41 @@ func checkRole(peer *x509.Certificate, roles []string) error {
 	}
 	return fmt.Errorf("%w: %q has %s but this endpoint accepts only %s: connect with a certificate of that role",
 		ErrPeerRefused, peer.Subject.CommonName, has, strings.Join(roles, " or "))
+}
+
+// PinnedClientConfig returns the config a joining node dials a manager
+// with: it has no certificate and no CA yet, only the CA digest from its
+// join token. The server must present the CA (see PresentCA) whose digest
+// is digest, and a leaf that CA signed.
+func PinnedClientConfig(digest string, opts ...Option) *tls.Config {
+	o := applyOptions(opts)
+	cfg := baseConfig(nil, nil, o)
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return fmt.Errorf("%w: the server presented no certificate", ErrPeerRefused)
+		}
+		var ca *x509.Certificate
+		for _, c := range cs.PeerCertificates[1:] {
+			if c.IsCA && Digest(c) == digest {
+				ca = c
+			}
+		}
+		if ca == nil {
+			return fmt.Errorf("%w: the server does not present the CA %s named by the join token: check the token and that --manager points at this cluster",
+				ErrPeerRefused, digest)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca)
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+			Roots:       pool,
+			CurrentTime: o.now(),
+			KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		})
+		if err != nil {
+			return fmt.Errorf("%w: the server's certificate is not signed by the CA %s (%w)", ErrPeerRefused, digest, err)
+		}
+		return checkRole(cs.PeerCertificates[0], o.roles)
+	}
+	return cfg
 }

@@ -168,4 +168,39 @@ var _ = Describe("TLS configs", func() {
 			Expect(res.server).To(MatchError(ContainSubstring(`"w1" has role "worker" but this endpoint accepts only manager`)))
 		})
 	})
+
+	When("a joining node knows only the CA digest", func() {
+		It("trusts a server that presents that CA, and no other", func() {
+			server := pki.ServerConfig(ca.Pool(), manager1, clock, pki.AllowNoClientCert(), pki.PresentCA(ca.Cert))
+			res := handshake(pki.PinnedClientConfig(ca.Digest(), clock), server)
+			Expect(res.client).NotTo(HaveOccurred())
+			Expect(res.server).NotTo(HaveOccurred())
+			Expect(res.clientSawCN).To(Equal("m1"))
+
+			res = handshake(pki.PinnedClientConfig(otherCA.Digest(), clock), server)
+			Expect(res.client).To(MatchError(pki.ErrPeerRefused))
+			Expect(res.client).To(MatchError(ContainSubstring("does not present the CA " + otherCA.Digest())))
+
+			// The right CA presented beside a leaf it did not sign.
+			forged := pki.ServerConfig(ca.Pool(), alien, clock, pki.AllowNoClientCert(), pki.PresentCA(ca.Cert))
+			res = handshake(pki.PinnedClientConfig(ca.Digest(), clock), forged)
+			Expect(res.client).To(MatchError(ContainSubstring("is not signed by the CA")))
+		})
+
+		It("lets a client without a certificate in only when allowed, and still checks one given", func() {
+			server := pki.ServerConfig(ca.Pool(), manager1, clock, pki.AllowNoClientCert())
+			Expect(server.ClientAuth).To(Equal(tls.VerifyClientCertIfGiven))
+			res := handshake(pki.ClientConfig(ca.Pool(), nil, clock), server)
+			Expect(res.client).NotTo(HaveOccurred())
+			Expect(res.server).NotTo(HaveOccurred())
+
+			insist := pki.ClientConfig(ca.Pool(), alien, clock)
+			insist.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				c := alien.TLSCertificate()
+				return &c, nil
+			}
+			res = handshake(insist, server)
+			Expect(res.server).To(MatchError(ContainSubstring("certificate signed by unknown authority")))
+		})
+	})
 })
