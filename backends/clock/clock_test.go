@@ -1,6 +1,7 @@
 package clock_test
 
 import (
+	"context"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -19,6 +20,15 @@ var _ = Describe("Wall", func() {
 			// time.Time.String shows the monotonic reading as "m=±..."; UTC(),
 			// In() and Round(0) would strip it.
 			Expect(clock.Wall{}.Now().String()).To(ContainSubstring(" m="))
+		})
+	})
+
+	When("waiting", func() {
+		It("returns after the duration, or with the context's error once it ends", func() {
+			Expect(clock.Wall{}.Wait(context.Background(), time.Millisecond)).To(Succeed())
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			Expect(clock.Wall{}.Wait(ctx, time.Hour)).To(MatchError(context.Canceled))
 		})
 	})
 })
