@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -45,6 +46,16 @@ func (kv *KV) Snapshot() (*Snapshot, error) {
 
 // Size is the snapshot's length in bytes.
 func (s *Snapshot) Size() int64 { return s.btx.Size() }
+
+// Meta returns a copy of the value of key in the meta bucket as of the
+// snapshot, nil when absent.
+func (s *Snapshot) Meta(key string) []byte {
+	b := s.btx.Bucket([]byte(MetaBucket))
+	if b == nil {
+		return nil
+	}
+	return bytes.Clone(b.Get([]byte(key)))
+}
 
 // WriteTo writes the snapshot as a complete BoltDB file: a warren.db that
 // `bbolt` can read and Restore can load.

@@ -35,7 +35,16 @@ type FSM struct {
 	// fatal is called when the store cannot record an entry: the replica
 	// cannot go on without diverging from the others.
 	fatal func(error)
+	// observe, when set, sees each command applied without error, in log
+	// order, once its transaction committed.
+	observe func(index uint64, c fsm.Command)
 }
+
+// Observe makes fn see every command the FSM applies without error, with
+// its log index, in log order, after it is committed to the store. fn runs
+// on raft's FSM goroutine and must not block: raft applies nothing while
+// it runs. Set it before raft starts.
+func (f *FSM) Observe(fn func(index uint64, c fsm.Command)) { f.observe = fn }
 
 var (
 	_ hraft.FSM         = (*FSM)(nil)
@@ -93,6 +102,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	last := f.applied.Load()
 	var cmds []fsm.Command
 	var todo []int
+	var indexes []uint64
 	for i, l := range logs {
 		if l.Index <= last {
 			continue // in warren.db already: replayed after a restart
@@ -108,6 +118,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 		}
 		cmds = append(cmds, c)
 		todo = append(todo, i)
+		indexes = append(indexes, l.Index)
 	}
 	if last == f.applied.Load() {
 		return out
@@ -138,6 +149,13 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 			return out
 		}
 		f.applied.Store(last)
+		if f.observe != nil {
+			for j, c := range cmds {
+				if c != nil {
+					f.observe(indexes[j], c)
+				}
+			}
+		}
 		return out
 	}
 }

@@ -71,6 +71,11 @@ var _ = Describe("FSM", func() {
 	})
 
 	It("applies a batch as if each command ran alone", func() {
+		var seen []uint64
+		f.Observe(func(index uint64, c fsm.Command) {
+			Expect(c.Kind()).To(Equal(fsm.KindCreateService))
+			seen = append(seen, index)
+		})
 		res := f.ApplyBatch([]*hraft.Log{
 			entry(1, &fsm.CreateService{Service: typestest.Service("s1", "web")}),
 			entry(2, &fsm.CreateService{Service: typestest.Service("s2", "web")}), // name taken
@@ -84,6 +89,7 @@ var _ = Describe("FSM", func() {
 		Expect(res[3]).To(MatchError(fsm.ErrFormat))
 		Expect(res[4]).To(BeNil())
 		Expect(f.Applied()).To(Equal(uint64(5)))
+		Expect(seen).To(Equal([]uint64{1, 3}), "only the commands applied without error are observed")
 		list, err := f.Store().ListServices()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(list).To(HaveLen(2))

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -63,6 +64,9 @@ type Config struct {
 	// SnapshotThreshold is how many entries raft appends between
 	// snapshots (raft's default when 0).
 	SnapshotThreshold uint64
+	// OnApply, when set, sees every command applied without error (see
+	// FSM.Observe): the leader's loops and the event stream feed on it.
+	OnApply func(index uint64, c fsm.Command)
 }
 
 // Node is one manager's replica: raft, its log, the FSM and the store.
@@ -110,6 +114,7 @@ func Open(cfg Config) (*Node, error) {
 	if n.fsm, err = NewFSM(kv, nil); err != nil {
 		return nil, err
 	}
+	n.fsm.Observe(cfg.OnApply)
 	if n.logs, err = bolt.OpenRaftStore(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -274,6 +279,25 @@ func (n *Node) Barrier() error {
 		return n.writeError(err)
 	}
 	return nil
+}
+
+// Backup writes this manager's state, a complete warren.db as of one
+// applied entry, to w and returns that entry's index. Applies go on
+// meanwhile. Call Barrier first for a backup that holds every write
+// acknowledged before it.
+func (n *Node) Backup(w io.Writer) (index uint64, err error) {
+	s, err := n.kv.Snapshot()
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = s.Close() }()
+	if v := s.Meta(appliedKey); len(v) == 8 {
+		index = binary.BigEndian.Uint64(v)
+	}
+	if _, err := s.WriteTo(w); err != nil {
+		return 0, err
+	}
+	return index, nil
 }
 
 // Snapshot takes a raft snapshot now (it compacts the log).

@@ -1,6 +1,7 @@
 package raft_test
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"time"
@@ -8,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/warren-orchestrator/warren/backends/bolt"
 	"github.com/warren-orchestrator/warren/backends/pki"
 	wraft "github.com/warren-orchestrator/warren/backends/raft"
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
@@ -121,6 +123,27 @@ var _ = Describe("Node", Label("integ"), func() {
 		for _, n := range c.nodes {
 			Eventually(secrets(n), 5*time.Second, 10*time.Millisecond).Should(Equal(20))
 		}
+	})
+
+	It("backs up the state as of an applied index, and the copy restores", func() {
+		c := newCluster(1, 0)
+		for i := range 3 {
+			_, err := c.nodes[0].Apply(secret(i))
+			Expect(err).NotTo(HaveOccurred())
+		}
+		Expect(c.nodes[0].Barrier()).To(Succeed())
+		var buf bytes.Buffer
+		index, err := c.nodes[0].Backup(&buf)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(index).To(Equal(c.nodes[0].Applied()))
+
+		kv, err := bolt.OpenKV(GinkgoT().TempDir(), nil)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(kv.Close)
+		Expect(kv.Restore(&buf)).To(Succeed())
+		l, err := state.New(kv).ListSecrets()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(l).To(HaveLen(3))
 	})
 
 	It("answers a command's own error from the state machine", func() {
