@@ -184,6 +184,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 type snapshot struct{ s *bolt.Snapshot }
 
 func (s *snapshot) Persist(sink hraft.SnapshotSink) error {
+	// Persist unpins the store's pages itself: raft's RecoverCluster never
+	// calls Release, and a pinned read transaction would block closing
+	// the store for ever. Release after it is a no-op.
+	defer s.Release()
 	if _, err := s.s.WriteTo(sink); err != nil {
 		_ = sink.Cancel()
 		return err

@@ -64,6 +64,10 @@ type Config struct {
 	// SnapshotThreshold is how many entries raft appends between
 	// snapshots (raft's default when 0).
 	SnapshotThreshold uint64
+	// ForceNewCluster rewrites the raft configuration, before raft starts,
+	// to this manager alone, keeping the state and the log: the way back
+	// from a lost quorum (warren cluster init --force-new-cluster).
+	ForceNewCluster bool
 	// OnApply, when set, sees every command applied without error (see
 	// FSM.Observe): the leader's loops and the event stream feed on it.
 	OnApply func(index uint64, c fsm.Command)
@@ -152,6 +156,15 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 		rc.TrailingLogs = cfg.SnapshotThreshold
+	}
+	if cfg.ForceNewCluster {
+		alone := hraft.Configuration{Servers: []hraft.Server{{
+			Suffrage: hraft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
+		}}}
+		if err := hraft.RecoverCluster(rc, n.fsm, n.logs, n.logs, snaps, n.trans, alone); err != nil {
+			_ = n.trans.Close()
+			return nil, fmt.Errorf("raft: force a new cluster from %s: %w", cfg.DataDir, err)
+		}
 	}
 	if n.raft, err = hraft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
 		_ = n.trans.Close()

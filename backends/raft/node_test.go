@@ -202,6 +202,32 @@ var _ = Describe("Node", Label("integ"), func() {
 		Expect(err).To(Or(MatchError(wraft.ErrNotLeader), MatchError(wraft.ErrNoQuorum)))
 	})
 
+	It("brings a lone survivor back as a cluster of one with its state (force new cluster)", func() {
+		c := newCluster(3, 4)
+		for i := range 10 {
+			_, err := c.nodes[0].Apply(secret(i))
+			Expect(err).NotTo(HaveOccurred())
+		}
+		for _, n := range c.nodes {
+			Eventually(secrets(n), 5*time.Second, 10*time.Millisecond).Should(Equal(10))
+		}
+		c.stop(0)
+		c.stop(1)
+		c.stop(2)
+		c.cfgs[2].ForceNewCluster = true
+		c.start(2)
+		n := c.nodes[2]
+		Eventually(n.IsLeader, 5*time.Second, 10*time.Millisecond).Should(BeTrue())
+		members, err := n.Members()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(members).To(HaveLen(1))
+		Expect(members[0].ID).To(Equal("m3"))
+		Expect(secrets(n)()).To(Equal(10))
+		_, err = n.Apply(secret(10))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(secrets(n)()).To(Equal(11))
+	})
+
 	It("catches a lagging manager up by snapshot and restarts from its own files", func() {
 		c := newCluster(3, 16)
 		c.stop(2)
