@@ -15,11 +15,13 @@ import (
 var (
 	// ErrExists: a create names an ID that is taken.
 	ErrExists = errors.New("fsm: already exists")
-	// ErrInUse: a delete of something a service still uses.
+	// ErrInUse: a delete of something a service still uses, or of a node
+	// a volume is pinned to.
 	ErrInUse = errors.New("fsm: in use")
 	// ErrConflict: a plan made on a state that has changed since, or that
 	// would break an invariant (a task moving node, a local volume moving
-	// node, a task placed away from its local volume).
+	// node, a task placed away from its local volume, the cluster's ID
+	// changing).
 	ErrConflict = errors.New("fsm: conflict")
 )
 
@@ -82,6 +84,10 @@ func ApplyTx(tx state.Tx, c Command) error {
 		return reportTasks(tx, c.Statuses)
 	case *PlanTasks:
 		return planTasks(tx, c)
+	case *SetCluster:
+		return setCluster(tx, c)
+	case *DeleteNode:
+		return deleteNode(tx, c.ID)
 	case nil:
 		return fmt.Errorf("%w: nil command", ErrFormat)
 	}
@@ -136,6 +142,60 @@ func deleteService(tx state.Tx, id string) error {
 		}
 	}
 	return tx.DeleteService(id)
+}
+
+// setCluster stores the cluster's record. The store refuses another ID
+// too, but as invalid input; here it is a conflict with the cluster that
+// exists, which no retry of the same command can resolve.
+func setCluster(tx state.Tx, c *SetCluster) error {
+	if c.Cluster == nil {
+		return missing(c)
+	}
+	old, err := tx.GetCluster()
+	switch {
+	case err == nil && old.ID != c.Cluster.ID:
+		return fmt.Errorf("%w: the cluster's ID cannot change: this is cluster %s, not %q", ErrConflict, old.ID, c.Cluster.ID)
+	case err != nil && !errors.Is(err, state.ErrNotFound):
+		return err
+	}
+	return tx.UpdateCluster(c.Cluster)
+}
+
+// deleteNode removes a node and its tasks. Tasks that ended go too: their
+// history names a node that no longer exists.
+func deleteNode(tx state.Tx, id string) error {
+	if _, err := tx.GetNode(id); err != nil {
+		return err
+	}
+	vols, err := tx.ListVolumes()
+	if err != nil {
+		return err
+	}
+	var pinned []string
+	for _, v := range vols {
+		if v.NodeID == id {
+			pinned = append(pinned, v.Name)
+		}
+	}
+	switch len(pinned) {
+	case 0:
+	case 1:
+		return fmt.Errorf("%w: node %s holds volume %s, whose data lives only there: delete the volume first",
+			ErrInUse, id, pinned[0])
+	default:
+		return fmt.Errorf("%w: node %s holds volumes %s, whose data lives only there: delete the volumes first",
+			ErrInUse, id, strings.Join(pinned, ", "))
+	}
+	tasks, err := tx.ListContainersByNode(id)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if err := tx.DeleteContainer(t.ID); err != nil {
+			return err
+		}
+	}
+	return tx.DeleteNode(id)
 }
 
 func updateVolume(tx state.Tx, v *types.Volume) error {

@@ -113,6 +113,102 @@ var _ = Describe("Apply", func() {
 		)
 	})
 
+	When("deleting a node", func() {
+		BeforeEach(func() {
+			finished := typestest.Container("t-3", "svc-1", "node-1")
+			finished.DesiredState, finished.ActualState = types.ContainerShutdown, types.ContainerShutdown
+			must(&fsm.RegisterNode{Node: typestest.Node("node-1")},
+				&fsm.RegisterNode{Node: typestest.Node("node-2")},
+				&fsm.PlanTasks{Upsert: []*types.Container{
+					typestest.Container("t-1", "svc-1", "node-1"), typestest.Container("t-2", "svc-1", "node-2"),
+					finished, typestest.Container("t-4", "svc-1", ""),
+				}})
+		})
+
+		taskIDs := func() []string {
+			GinkgoHelper()
+			cs, err := s.ListContainers()
+			Expect(err).NotTo(HaveOccurred())
+			ids := []string{}
+			for _, c := range cs {
+				ids = append(ids, c.ID)
+			}
+			return ids
+		}
+
+		It("removes the node and every task assigned to it, finished or not", func() {
+			must(&fsm.DeleteNode{ID: "node-1"})
+			_, err := s.GetNode("node-1")
+			Expect(errors.Is(err, state.ErrNotFound)).To(BeTrue())
+			Expect(taskIDs()).To(Equal([]string{"t-2", "t-4"}))
+			cs, err := s.ListContainersByNode("node-1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(cs).To(BeEmpty())
+			_, err = s.GetNode("node-2")
+			Expect(err).NotTo(HaveOccurred())
+		})
+
+		It("refuses a node that does not exist, as the other deletes do", func() {
+			err := apply(&fsm.DeleteNode{ID: "node-9"})
+			Expect(errors.Is(err, state.ErrNotFound)).To(BeTrue())
+			Expect(err).To(MatchError(ContainSubstring(`no node with ID "node-9"`)))
+		})
+
+		It("refuses while a volume is pinned to the node, naming it, and stores nothing", func() {
+			must(&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "db-data", "node-1")},
+				&fsm.CreateVolume{Volume: typestest.Volume("vol-2", "elsewhere", "node-2")},
+				&fsm.CreateVolume{Volume: typestest.Volume("vol-3", "unplaced", "")})
+			err := apply(&fsm.DeleteNode{ID: "node-1"})
+			Expect(errors.Is(err, fsm.ErrInUse)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("node node-1 holds volume db-data")))
+			Expect(err).To(MatchError(ContainSubstring("delete the volume first")))
+			_, err = s.GetNode("node-1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(taskIDs()).To(Equal([]string{"t-1", "t-2", "t-3", "t-4"}))
+
+			must(&fsm.DeleteVolume{ID: "vol-1"}, &fsm.DeleteNode{ID: "node-1"})
+			Expect(taskIDs()).To(Equal([]string{"t-2", "t-4"}))
+		})
+	})
+
+	When("setting the cluster record", func() {
+		It("creates it, then replaces it", func() {
+			c := typestest.Cluster("cluster-1")
+			must(&fsm.SetCluster{Cluster: c})
+			c.WorkerToken = "worker-token-rotated"
+			must(&fsm.SetCluster{Cluster: c})
+			got, err := s.GetCluster()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got.ID).To(Equal("cluster-1"))
+			Expect(got.WorkerToken).To(Equal("worker-token-rotated"))
+		})
+
+		It("refuses to change the cluster's ID, keeping the record", func() {
+			must(&fsm.SetCluster{Cluster: typestest.Cluster("cluster-1")})
+			err := apply(&fsm.SetCluster{Cluster: typestest.Cluster("cluster-2")})
+			Expect(errors.Is(err, fsm.ErrConflict)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("the cluster's ID cannot change")))
+			got, err := s.GetCluster()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got.ID).To(Equal("cluster-1"))
+		})
+
+		DescribeTable("refuses a record that is missing or invalid",
+			func(c *types.Cluster) {
+				err := apply(&fsm.SetCluster{Cluster: c})
+				Expect(errors.Is(err, types.ErrInvalid)).To(BeTrue(), "%v", err)
+				_, err = s.GetCluster()
+				Expect(errors.Is(err, state.ErrNotFound)).To(BeTrue())
+			},
+			Entry("missing", nil),
+			Entry("one token for both roles", func() *types.Cluster {
+				c := typestest.Cluster("cluster-1")
+				c.ManagerToken = c.WorkerToken
+				return c
+			}()),
+		)
+	})
+
 	When("workers report their tasks", func() {
 		BeforeEach(func() {
 			must(&fsm.PlanTasks{Upsert: []*types.Container{
@@ -253,6 +349,7 @@ var _ = Describe("Apply", func() {
 			func(st state.Store) (any, error) { return st.ListVolumes() },
 			func(st state.Store) (any, error) { return st.ListSecrets() },
 			func(st state.Store) (any, error) { return st.ListNetworks() },
+			func(st state.Store) (any, error) { return st.GetCluster() },
 		} {
 			a, err := list(s)
 			Expect(err).NotTo(HaveOccurred())

@@ -35,6 +35,8 @@ const (
 	KindSetNodeStatus
 	KindReportTasks
 	KindPlanTasks
+	KindSetCluster
+	KindDeleteNode
 )
 
 // kinds registers each command type under its kind: its name for messages
@@ -60,6 +62,8 @@ var kinds = map[Kind]struct {
 	KindSetNodeStatus: {"SetNodeStatus", func() Command { return &SetNodeStatus{} }},
 	KindReportTasks:   {"ReportTasks", func() Command { return &ReportTasks{} }},
 	KindPlanTasks:     {"PlanTasks", func() Command { return &PlanTasks{} }},
+	KindSetCluster:    {"SetCluster", func() Command { return &SetCluster{} }},
+	KindDeleteNode:    {"DeleteNode", func() Command { return &DeleteNode{} }},
 }
 
 func (k Kind) String() string {
@@ -152,6 +156,16 @@ type PlanTasks struct {
 	Pin    []*types.Volume
 }
 
+// SetCluster creates the cluster's record or replaces it (new join tokens,
+// a new CA certificate); the cluster's ID never changes.
+type SetCluster struct{ Cluster *types.Cluster }
+
+// DeleteNode removes a node from the cluster with every task assigned to
+// it, so that the reconciler places their replacements on other nodes. It
+// is refused while a volume is pinned to the node, as the volume's data
+// lives only there.
+type DeleteNode struct{ ID string }
+
 // Kind implements Command.
 func (*CreateService) Kind() Kind { return KindCreateService }
 
@@ -202,6 +216,12 @@ func (*ReportTasks) Kind() Kind { return KindReportTasks }
 
 // Kind implements Command.
 func (*PlanTasks) Kind() Kind { return KindPlanTasks }
+
+// Kind implements Command.
+func (*SetCluster) Kind() Kind { return KindSetCluster }
+
+// Kind implements Command.
+func (*DeleteNode) Kind() Kind { return KindDeleteNode }
 
 // ErrFormat is wrapped by the errors for log entries that cannot be
 // decoded.

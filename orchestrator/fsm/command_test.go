@@ -38,13 +38,15 @@ func everyCommand() []fsm.Command {
 			Delete: []string{"t-0"},
 			Pin:    []*types.Volume{typestest.Volume("vol-2", "cache", "node-1")},
 		},
+		&fsm.SetCluster{Cluster: typestest.Cluster("cluster-1")},
+		&fsm.DeleteNode{ID: "node-1"},
 	}
 }
 
 var _ = Describe("Encode and Decode", func() {
 	It("round-trip every kind of command", func() {
 		cmds := everyCommand()
-		Expect(cmds).To(HaveLen(int(fsm.KindPlanTasks)))
+		Expect(cmds).To(HaveLen(int(fsm.KindDeleteNode)))
 		for i, c := range cmds {
 			Expect(c.Kind()).To(Equal(fsm.Kind(i+1)), "%T", c)
 			b, err := fsm.Encode(c)
@@ -69,8 +71,16 @@ var _ = Describe("Encode and Decode", func() {
 		Entry("bad JSON", []byte{fsm.Version, byte(fsm.KindDeleteService), '{'}, "DeleteService"),
 	)
 
+	It("keep the values of kinds already in logs", func() {
+		Expect(fsm.KindPlanTasks).To(BeEquivalentTo(17))
+		Expect(fsm.KindSetCluster).To(BeEquivalentTo(18))
+		Expect(fsm.KindDeleteNode).To(BeEquivalentTo(19))
+	})
+
 	It("names kinds", func() {
 		Expect(fsm.KindPlanTasks.String()).To(Equal("PlanTasks"))
+		Expect(fsm.KindSetCluster.String()).To(Equal("SetCluster"))
+		Expect(fsm.KindDeleteNode.String()).To(Equal("DeleteNode"))
 		Expect(fsm.Kind(200).String()).To(Equal("Kind(200)"))
 	})
 })

@@ -67,11 +67,13 @@ func (l *Leader) Applied(c fsm.Command) {
 }
 
 // affectsTasks reports whether a command changes tasks or what they are
-// placed from (secrets and networks do not, yet).
+// placed from (secrets and networks do not, yet; the cluster record never
+// does).
 func affectsTasks(c fsm.Command) bool {
 	switch c.Kind() {
 	case fsm.KindCreateSecret, fsm.KindUpdateSecret, fsm.KindDeleteSecret,
-		fsm.KindCreateNetwork, fsm.KindUpdateNetwork, fsm.KindDeleteNetwork:
+		fsm.KindCreateNetwork, fsm.KindUpdateNetwork, fsm.KindDeleteNetwork,
+		fsm.KindSetCluster:
 		return false
 	}
 	return true

@@ -241,6 +241,35 @@ var _ = Describe("Reconcile", func() {
 		})
 	})
 
+	When("a node is removed with its tasks", func() {
+		It("places the lost replicas again on the remaining nodes, in their slots", func() {
+			w := newWorld("node-1", "node-2", "node-3")
+			w.apply(&fsm.CreateService{Service: service(3)})
+			w.settle()
+			Expect(w.live()).To(ContainElement(HaveSuffix("@node-2")))
+			w.apply(&fsm.DeleteNode{ID: "node-2"})
+			Expect(w.live()).To(HaveLen(2))
+			w.reconcile()
+			Expect(w.live()).To(HaveLen(3))
+			slots := map[int]bool{}
+			for _, t := range w.tasks() {
+				Expect(t.NodeID).To(BeElementOf("node-1", "node-3"))
+				slots[t.Slot] = true
+			}
+			Expect(slots).To(Equal(map[int]bool{1: true, 2: true, 3: true}))
+			w.settle()
+		})
+
+		It("runs a global service on the nodes that remain, and nothing more", func() {
+			w := newWorld("node-1", "node-2")
+			w.apply(&fsm.CreateService{Service: service(0, func(s *types.Service) { s.Mode = types.ModeGlobal })})
+			w.settle()
+			w.apply(&fsm.DeleteNode{ID: "node-2"})
+			Expect(w.reconcile().Plan).To(BeNil())
+			Expect(w.live()).To(Equal([]string{"0@node-1"}))
+		})
+	})
+
 	It("moves tasks off a drained node", func() {
 		w := newWorld("node-1", "node-2")
 		w.apply(&fsm.CreateService{Service: service(2)})

@@ -47,8 +47,8 @@ const (
 	ContainersByNode    = "containers_by_node"
 )
 
-// Buckets lists every bucket the typed Store uses: the six record buckets
-// of the schema document, then the index buckets.
+// Buckets lists every bucket the typed Store uses: a record bucket per
+// kind (types.Kinds), then the index buckets.
 func Buckets() []string {
 	var b []string
 	for _, k := range types.Kinds {

@@ -224,3 +224,17 @@ func (t txn) GetNetworkByName(name string) (*types.Network, error) {
 func (s *store) GetNetworkByName(name string) (*types.Network, error) {
 	return read(s, func(t txn) (*types.Network, error) { return t.GetNetworkByName(name) })
 }
+
+// GetCluster implements Reader.
+func (t txn) GetCluster() (*types.Cluster, error) { return clusters.only(t.kv) }
+
+// UpdateCluster implements Writer.
+func (t txn) UpdateCluster(r *types.Cluster) error { return clusters.putOnly(t.kv, r) }
+
+// GetCluster implements Reader.
+func (s *store) GetCluster() (*types.Cluster, error) { return read(s, txn.GetCluster) }
+
+// UpdateCluster implements Writer.
+func (s *store) UpdateCluster(r *types.Cluster) error {
+	return s.writeOne(func(t txn) error { return t.UpdateCluster(r) })
+}

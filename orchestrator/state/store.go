@@ -32,6 +32,10 @@ type Reader interface {
 	GetNetwork(id string) (*types.Network, error)
 	GetNetworkByName(name string) (*types.Network, error)
 	ListNetworks() ([]*types.Network, error)
+
+	// GetCluster returns the cluster's record, or a NotFoundError when
+	// the cluster has none yet.
+	GetCluster() (*types.Cluster, error)
 }
 
 // Writer changes records. Update* is an upsert: it creates the record or
@@ -52,6 +56,10 @@ type Writer interface {
 	DeleteVolume(id string) error
 	UpdateNetwork(n *types.Network) error
 	DeleteNetwork(id string) error
+	// UpdateCluster creates the cluster's record or replaces it. There is
+	// only one: a record whose ID differs from the stored one's is refused
+	// with an error wrapping types.ErrInvalid.
+	UpdateCluster(c *types.Cluster) error
 }
 
 // Tx is a read-write transaction.
@@ -91,6 +99,10 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
+	if e.Kind == types.KindCluster {
+		// The one record of its kind, looked up without a key.
+		return "state: no cluster record yet: initialize the cluster first"
+	}
 	if e.ByName {
 		return fmt.Sprintf("state: no %s named %q", e.Kind, e.Key)
 	}

@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/warren-orchestrator/warren/orchestrator/types"
@@ -251,7 +252,55 @@ func (t *table[T, P]) unindex(tx KVTx, id string, old indexed, had bool, now ind
 	return nil
 }
 
+// only returns the one record of a kind the store holds at most one of
+// (the cluster).
+func (t *table[T, P]) only(tx KVTx) (P, error) {
+	id, err := t.onlyID(tx)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, &NotFoundError{Kind: t.kind}
+	}
+	return t.get(tx, id)
+}
+
+// putOnly upserts the one record of its kind, refusing a record of another
+// ID than the stored one's.
+func (t *table[T, P]) putOnly(tx KVTx, r P) error {
+	id, err := t.onlyID(tx)
+	if err != nil {
+		return err
+	}
+	if id != "" && id != r.RecordID() {
+		return fmt.Errorf("%w: the %s's ID cannot change: this store holds %s %q, not %q; write the record with ID %q",
+			types.ErrInvalid, t.kind, t.kind, id, r.RecordID(), id)
+	}
+	return t.put(tx, r)
+}
+
+// onlyID returns the ID of the one record of its kind, or "" when there is
+// none, reading keys only.
+func (t *table[T, P]) onlyID(tx KVTx) (string, error) {
+	var ids []string
+	err := tx.Scan(t.bucket(), nil, func(k, _ []byte) error {
+		ids = append(ids, string(k))
+		return nil
+	})
+	switch {
+	case err != nil:
+		return "", err
+	case len(ids) > 1:
+		return "", fmt.Errorf("state: bucket %s holds %d records (%s) where there may be one: the database was changed outside Warren; restore it from a backup",
+			t.bucket(), len(ids), strings.Join(ids, ", "))
+	case len(ids) == 1:
+		return ids[0], nil
+	}
+	return "", nil
+}
+
 var (
+	clusters   = &table[types.Cluster, *types.Cluster]{kind: types.KindCluster}
 	nodes      = &table[types.Node, *types.Node]{kind: types.KindNode}
 	services   = &table[types.Service, *types.Service]{kind: types.KindService, byName: ServicesByName}
 	containers = &table[types.Container, *types.Container]{kind: types.KindContainer, refs: []refIndex{byService, byNode}}

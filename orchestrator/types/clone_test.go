@@ -80,6 +80,7 @@ var _ = Describe("Clone", func() {
 		Entry("secret", typestest.Secret("sec-1", "pw")),
 		Entry("volume", typestest.Volume("vol-1", "data", "node-1")),
 		Entry("network", typestest.Network("net-1", "front")),
+		Entry("cluster", typestest.Cluster("cluster-1")),
 		Entry("nil fields", &types.Service{ID: "s"}),
 	)
 

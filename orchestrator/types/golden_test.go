@@ -30,7 +30,7 @@ func roundTrip[T any](doc []byte) []byte {
 	return out
 }
 
-var _ = Describe("Schema document examples", func() {
+var _ = Describe("Stored record examples", func() {
 	DescribeTable("decode and re-encode to the same bytes",
 		func(file string, rt func([]byte) []byte) {
 			doc := readGolden(file)
@@ -42,6 +42,7 @@ var _ = Describe("Schema document examples", func() {
 		Entry("secret", "secret-v1.json", roundTrip[types.Secret]),
 		Entry("volume", "volume-v1.json", roundTrip[types.Volume]),
 		Entry("network", "network-v1.json", roundTrip[types.Network]),
+		Entry("cluster", "cluster-v2.json", roundTrip[types.Cluster]),
 	)
 
 	DescribeTable("migrate to the current version and validate",
@@ -56,6 +57,7 @@ var _ = Describe("Schema document examples", func() {
 		Entry("secret", "secret-v1.json", decodeAs[types.Secret]),
 		Entry("volume", "volume-v1.json", decodeAs[types.Volume]),
 		Entry("network", "network-v1.json", decodeAs[types.Network]),
+		Entry("cluster", "cluster-v2.json", decodeAs[types.Cluster]),
 	)
 })
 

@@ -25,22 +25,25 @@ const (
 	KindSecret    Kind = "secret"
 	KindVolume    Kind = "volume"
 	KindNetwork   Kind = "network"
+	KindCluster   Kind = "cluster"
 )
 
-// Kinds lists every record kind, in the order of the schema document.
-var Kinds = []Kind{KindNode, KindService, KindContainer, KindSecret, KindVolume, KindNetwork}
+// Kinds lists every record kind: the six of the schema document in its
+// order, then the kinds Warren added.
+var Kinds = []Kind{KindNode, KindService, KindContainer, KindSecret, KindVolume, KindNetwork, KindCluster}
 
 // Bucket is the name of the BoltDB bucket that holds records of this kind.
 func (k Kind) Bucket() string { return string(k) + "s" }
 
-// Record is implemented by the six record types.
+// Record is implemented by the record types, one per Kind.
 type Record interface {
 	// Kind is the record's type.
 	Kind() Kind
 	// RecordID is the record's primary key.
 	RecordID() string
 	// RecordName is the record's unique, user-facing name; "" for kinds
-	// whose names are not unique (nodes, containers).
+	// whose names are not unique (nodes, containers) or that have none
+	// (the cluster).
 	RecordName() string
 	// Validate reports every problem with the record, or nil.
 	Validate() error
@@ -79,6 +82,7 @@ func Decode[T any, P RecordPtr[T]](data []byte) (P, error) {
 }
 
 // migrations[kind][v] turns a record of version v into version v+1.
+// Cluster records first appeared at version 2, in their current format.
 var migrations = map[Kind]map[int]func(Record){
 	KindNode: {1: migrateNodeV1},
 }
@@ -129,6 +133,9 @@ func (*Volume) Kind() Kind { return KindVolume }
 // Kind implements Record.
 func (*Network) Kind() Kind { return KindNetwork }
 
+// Kind implements Record.
+func (*Cluster) Kind() Kind { return KindCluster }
+
 // RecordID implements Record.
 func (n *Node) RecordID() string { return n.ID }
 
@@ -146,6 +153,9 @@ func (v *Volume) RecordID() string { return v.ID }
 
 // RecordID implements Record.
 func (n *Network) RecordID() string { return n.ID }
+
+// RecordID implements Record.
+func (c *Cluster) RecordID() string { return c.ID }
 
 // RecordName implements Record; node hostnames need not be unique.
 func (*Node) RecordName() string { return "" }
@@ -165,9 +175,14 @@ func (v *Volume) RecordName() string { return v.Name }
 // RecordName implements Record.
 func (n *Network) RecordName() string { return n.Name }
 
+// RecordName implements Record; the cluster is the only one of its kind
+// and has no name.
+func (*Cluster) RecordName() string { return "" }
+
 func (n *Node) version() *int      { return &n.SchemaVersion }
 func (s *Service) version() *int   { return &s.SchemaVersion }
 func (c *Container) version() *int { return &c.SchemaVersion }
 func (s *Secret) version() *int    { return &s.SchemaVersion }
 func (v *Volume) version() *int    { return &v.SchemaVersion }
 func (n *Network) version() *int   { return &n.SchemaVersion }
+func (c *Cluster) version() *int   { return &c.SchemaVersion }

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/warren-orchestrator/warren/orchestrator/types"
+	"github.com/warren-orchestrator/warren/orchestrator/types/typestest"
 )
 
 var _ = Describe("Decode", func() {
@@ -43,6 +44,18 @@ var _ = Describe("Decode", func() {
 		})
 	})
 
+	When("a cluster record without a schema version is read", func() {
+		It("is taken as it is, at the current version", func() {
+			c := typestest.Cluster("cluster-1")
+			b, err := json.Marshal(c)
+			Expect(err).NotTo(HaveOccurred())
+			back, err := types.Decode[types.Cluster](b)
+			Expect(err).NotTo(HaveOccurred())
+			c.SchemaVersion = types.SchemaVersion
+			Expect(back).To(Equal(c))
+		})
+	})
+
 	When("the bytes are not JSON", func() {
 		It("fails naming the kind", func() {
 			_, err := types.Decode[types.Volume]([]byte(`{"ID":`))
@@ -75,12 +88,12 @@ var _ = Describe("Encode", func() {
 })
 
 var _ = Describe("Kind", func() {
-	It("names the schema's six buckets", func() {
+	It("names the schema's six buckets, then the cluster's", func() {
 		var buckets []string
 		for _, k := range types.Kinds {
 			buckets = append(buckets, k.Bucket())
 		}
-		Expect(buckets).To(Equal([]string{"nodes", "services", "containers", "secrets", "volumes", "networks"}))
+		Expect(buckets).To(Equal([]string{"nodes", "services", "containers", "secrets", "volumes", "networks", "clusters"}))
 	})
 })
 

@@ -295,3 +295,29 @@ type Network struct {
 	Gateway       string
 	Driver        string
 }
+
+// EncryptionSaltSize is the length of Cluster.EncryptionSalt in bytes.
+const EncryptionSaltSize = 32
+
+// Cluster is the cluster's own record; the store holds at most one. It
+// carries what every manager must agree on: the CA that nodes trust, the
+// current join tokens, and the salt of the key that encrypts secrets.
+type Cluster struct {
+	SchemaVersion int `json:",omitempty"`
+	ID            string
+	CreatedAt     time.Time
+	// CACert is the cluster CA's certificate, PEM. Only the certificate:
+	// the CA's key stays on the managers' disks, out of the replicated
+	// state.
+	CACert []byte
+	// CADigest is "sha256:<64 hex>" of CACert's certificate (DER), which
+	// join tokens carry so a joining node can pin the CA.
+	CADigest string
+	// WorkerToken and ManagerToken are the current join tokens; the core
+	// treats them as opaque strings.
+	WorkerToken  string
+	ManagerToken string
+	// EncryptionSalt is the salt the key that encrypts secrets is derived
+	// with: EncryptionSaltSize random bytes.
+	EncryptionSalt []byte
+}

@@ -1,6 +1,10 @@
 package types
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -23,8 +27,9 @@ const MaxSecretSize = 1 << 20
 const MaxSealOverhead = 1 << 10
 
 var (
-	nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	idRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	nameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	idRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 )
 
 // FieldError is one problem with one field of a record.
@@ -414,4 +419,52 @@ func (n *Network) Validate() error {
 		}
 	}
 	return c.result(n)
+}
+
+// Validate reports every problem with the cluster record. CACert is checked
+// as PEM and against CADigest, but not parsed as X.509: every manager
+// validates the record when it applies it, and a parser that grows stricter
+// in a later Go release would make managers of different builds disagree.
+func (cl *Cluster) Validate() error {
+	var c checker
+	c.id("ID", cl.ID)
+	block, rest := pem.Decode(cl.CACert)
+	switch {
+	case len(cl.CACert) == 0:
+		c.add("CACert", "is empty: store the cluster CA's certificate, PEM-encoded")
+	case block == nil:
+		c.add("CACert", "is not PEM: store the cluster CA's certificate, PEM-encoded (-----BEGIN CERTIFICATE-----)")
+	case block.Type != "CERTIFICATE":
+		c.add("CACert", "holds a PEM %q block: store only the CA's certificate (a CERTIFICATE block), never its key", block.Type)
+	case len(bytes.TrimSpace(rest)) > 0:
+		c.add("CACert", "holds more than one PEM block: store the CA's certificate alone")
+	}
+	switch {
+	case !digestRE.MatchString(cl.CADigest):
+		c.add("CADigest", "%q is not a digest: use \"sha256:\" and 64 lowercase hex digits", cl.CADigest)
+	case block != nil && block.Type == "CERTIFICATE":
+		if want := certDigest(block.Bytes); cl.CADigest != want {
+			c.add("CADigest", "%s is not the digest of CACert (%s): store the digest of the certificate in CACert", cl.CADigest, want)
+		}
+	}
+	switch {
+	case cl.WorkerToken == "":
+		c.add("WorkerToken", "is empty: give the cluster a worker join token")
+	case cl.WorkerToken == cl.ManagerToken:
+		c.add("ManagerToken", "is the same as WorkerToken: use a different token for each role, or any worker could join as a manager")
+	}
+	if cl.ManagerToken == "" {
+		c.add("ManagerToken", "is empty: give the cluster a manager join token")
+	}
+	if len(cl.EncryptionSalt) != EncryptionSaltSize {
+		c.add("EncryptionSalt", "is %d bytes: use exactly %d random bytes", len(cl.EncryptionSalt), EncryptionSaltSize)
+	}
+	return c.result(cl)
+}
+
+// certDigest is "sha256:<hex>" of a certificate's DER encoding, as join
+// tokens pin the CA.
+func certDigest(der []byte) string {
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -26,6 +26,12 @@ func ctr(mut func(*types.Container)) types.Record {
 	return c
 }
 
+func cluster(mut func(*types.Cluster)) types.Record {
+	c := typestest.Cluster("cluster-1")
+	mut(c)
+	return c
+}
+
 func node(mut func(*types.Node)) types.Record {
 	n := validNode()
 	mut(n)
@@ -59,6 +65,8 @@ var _ = Describe("Validate", func() {
 		Entry("volume", typestest.Volume("vol-1", "db-data", "node-1")),
 		Entry("unplaced volume", typestest.Volume("vol-1", "db-data", "")),
 		Entry("network", typestest.Network("net-1", "frontend-net")),
+		Entry("cluster", typestest.Cluster("cluster-1")),
+		Entry("cluster CA with a trailing newline", cluster(func(c *types.Cluster) { c.CACert = append(c.CACert, '\n') })),
 	)
 
 	DescribeTable("rejects invalid records, naming the field and the fix",
@@ -127,6 +135,22 @@ var _ = Describe("Validate", func() {
 		Entry("volume mount path", &types.Volume{ID: "v", Name: "data", Driver: "local", MountPath: "rel"}, "MountPath", "absolute path"),
 		Entry("volume without driver", &types.Volume{ID: "v", Name: "data"}, "Driver", "not a valid name"),
 		Entry("network subnet", &types.Network{ID: "n", Name: "net", Driver: "wireguard", Subnet: "10.0.1.0"}, "Subnet", "CIDR"),
+		Entry("cluster without ID", cluster(func(c *types.Cluster) { c.ID = "" }), "ID", "not a valid ID"),
+		Entry("cluster without CA", cluster(func(c *types.Cluster) { c.CACert = nil }), "CACert", "store the cluster CA's certificate"),
+		Entry("cluster CA not PEM", cluster(func(c *types.Cluster) { c.CACert = []byte("MIIBJDCB") }), "CACert", "is not PEM"),
+		Entry("cluster CA key stored", cluster(func(c *types.Cluster) {
+			c.CACert = []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+		}), "CACert", "never its key"),
+		Entry("cluster CA followed by its key", cluster(func(c *types.Cluster) {
+			c.CACert = append(c.CACert, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"...)
+		}), "CACert", "the CA's certificate alone"),
+		Entry("cluster digest malformed", cluster(func(c *types.Cluster) { c.CADigest = "sha256:ABC" }), "CADigest", "64 lowercase hex digits"),
+		Entry("cluster digest of another CA", cluster(func(c *types.Cluster) { c.CADigest = "sha256:" + strings.Repeat("0", 64) }), "CADigest", "is not the digest of CACert"),
+		Entry("cluster without worker token", cluster(func(c *types.Cluster) { c.WorkerToken = "" }), "WorkerToken", "worker join token"),
+		Entry("cluster without manager token", cluster(func(c *types.Cluster) { c.ManagerToken = "" }), "ManagerToken", "manager join token"),
+		Entry("cluster with one token for both roles", cluster(func(c *types.Cluster) { c.ManagerToken = c.WorkerToken }), "ManagerToken", "a different token for each role"),
+		Entry("cluster salt too short", cluster(func(c *types.Cluster) { c.EncryptionSalt = c.EncryptionSalt[:16] }), "EncryptionSalt", "is 16 bytes: use exactly 32"),
+		Entry("cluster without salt", cluster(func(c *types.Cluster) { c.EncryptionSalt = nil }), "EncryptionSalt", "is 0 bytes"),
 		Entry("gateway outside subnet", &types.Network{ID: "n", Name: "net", Driver: "wireguard", Subnet: "10.0.1.0/24", Gateway: "10.0.2.1"}, "Gateway", "outside the subnet"),
 	)
 

@@ -3,6 +3,7 @@
 package statetest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -124,6 +125,104 @@ func DescribeStore(name string, newKV func() state.KV) bool {
 				Expect(err).NotTo(HaveOccurred())
 				Expect(again.Replicas).To(Equal(3))
 				Expect(again.Env[0]).To(Equal("ENV=production"))
+			})
+		})
+
+		Describe("the cluster record", func() {
+			stored := func(c *types.Cluster) *types.Cluster {
+				c = types.Clone(c)
+				c.SchemaVersion = types.SchemaVersion
+				return c
+			}
+
+			It("is missing from a new store", func() {
+				_, err := store.GetCluster()
+				Expect(errors.Is(err, state.ErrNotFound)).To(BeTrue())
+				var nf *state.NotFoundError
+				Expect(errors.As(err, &nf)).To(BeTrue())
+				Expect(nf.Kind).To(Equal(types.KindCluster))
+				Expect(err).To(MatchError(ContainSubstring("no cluster record yet")))
+			})
+
+			It("is stored, read back, and replaced by an upsert", func() {
+				c := typestest.Cluster("cluster-1")
+				Expect(store.UpdateCluster(c)).To(Succeed())
+				got, err := store.GetCluster()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(got).To(Equal(stored(c)))
+
+				c.WorkerToken, c.ManagerToken = "worker-token-2", "manager-token-2"
+				Expect(store.UpdateCluster(c)).To(Succeed())
+				got, err = store.GetCluster()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(got).To(Equal(stored(c)))
+			})
+
+			It("keeps its ID: a record of another ID is refused and changes nothing", func() {
+				first := typestest.Cluster("cluster-1")
+				Expect(store.UpdateCluster(first)).To(Succeed())
+				err := store.UpdateCluster(typestest.Cluster("cluster-2"))
+				Expect(errors.Is(err, types.ErrInvalid)).To(BeTrue(), "%v", err)
+				Expect(err).To(MatchError(ContainSubstring(`the cluster's ID cannot change: this store holds cluster "cluster-1"`)))
+				got, err := store.GetCluster()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(got).To(Equal(stored(first)))
+			})
+
+			It("is never stored when invalid", func() {
+				bad := typestest.Cluster("cluster-1")
+				bad.EncryptionSalt = bad.EncryptionSalt[:8]
+				err := store.UpdateCluster(bad)
+				Expect(errors.Is(err, types.ErrInvalid)).To(BeTrue(), "%v", err)
+				Expect(err).To(MatchError(ContainSubstring("EncryptionSalt")))
+				_, err = store.GetCluster()
+				Expect(errors.Is(err, state.ErrNotFound)).To(BeTrue())
+			})
+
+			It("hands out copies: changing a returned record changes nothing stored", func() {
+				Expect(store.UpdateCluster(typestest.Cluster("cluster-1"))).To(Succeed())
+				c, err := store.GetCluster()
+				Expect(err).NotTo(HaveOccurred())
+				c.CACert[0], c.EncryptionSalt[0] = 'X', 0
+				again, err := store.GetCluster()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(again).To(Equal(stored(typestest.Cluster("cluster-1"))))
+			})
+
+			It("commits with the rest of a transaction, or not at all", func() {
+				boom := errors.New("boom")
+				err := store.Update(func(tx state.Tx) error {
+					Expect(tx.UpdateCluster(typestest.Cluster("cluster-1"))).To(Succeed())
+					c, err := tx.GetCluster() // the transaction reads its own write
+					Expect(err).NotTo(HaveOccurred())
+					Expect(c.ID).To(Equal("cluster-1"))
+					return boom
+				})
+				Expect(err).To(MatchError(boom))
+				_, err = store.GetCluster()
+				Expect(errors.Is(err, state.ErrNotFound)).To(BeTrue())
+
+				Expect(store.Update(func(tx state.Tx) error {
+					if err := tx.UpdateNode(typestest.Node("node-1")); err != nil {
+						return err
+					}
+					return tx.UpdateCluster(typestest.Cluster("cluster-1"))
+				})).To(Succeed())
+				c, err := store.GetCluster()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(c.ID).To(Equal("cluster-1"))
+			})
+
+			It("is refused, not guessed, when the bucket holds two", func() {
+				Expect(store.UpdateCluster(typestest.Cluster("cluster-1"))).To(Succeed())
+				b, err := types.Encode(typestest.Cluster("cluster-2"))
+				Expect(err).NotTo(HaveOccurred())
+				Expect(kv.Update(func(tx state.KVTx) error {
+					return tx.Put(types.KindCluster.Bucket(), []byte("cluster-2"), b)
+				})).To(Succeed())
+				_, err = store.GetCluster()
+				Expect(err).To(MatchError(ContainSubstring("holds 2 records (cluster-1, cluster-2) where there may be one")))
+				Expect(store.UpdateCluster(typestest.Cluster("cluster-1"))).To(MatchError(ContainSubstring("where there may be one")))
 			})
 		})
 
@@ -396,6 +495,20 @@ func DescribeStore(name string, newKV func() state.KV) bool {
 				Expect(n.SchemaVersion).To(Equal(types.SchemaVersion))
 				Expect(n.Availability).To(Equal(types.NodeDrain))
 				Expect(store.UpdateNode(n)).To(Succeed())
+			})
+
+			It("are read at the current version when they carry none (a cluster)", func() {
+				c := typestest.Cluster("cluster-old")
+				b, err := json.Marshal(c)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(kv.Update(func(tx state.KVTx) error {
+					return tx.Put(types.KindCluster.Bucket(), []byte("cluster-old"), b)
+				})).To(Succeed())
+				got, err := store.GetCluster()
+				Expect(err).NotTo(HaveOccurred())
+				c.SchemaVersion = types.SchemaVersion
+				Expect(got).To(Equal(c))
+				Expect(store.UpdateCluster(got)).To(Succeed())
 			})
 
 			It("of a newer version are refused with a clear error", func() {

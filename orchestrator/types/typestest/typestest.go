@@ -3,6 +3,7 @@
 package typestest
 
 import (
+	"bytes"
 	"strings"
 	"time"
 
@@ -93,4 +94,33 @@ func Volume(id, name, nodeID string) *types.Volume {
 // Network returns a WireGuard network on 10.0.1.0/24.
 func Network(id, name string) *types.Network {
 	return &types.Network{ID: id, Name: name, Subnet: "10.0.1.0/24", Gateway: "10.0.1.1", Driver: "wireguard"}
+}
+
+// CACert is a self-signed CA certificate (Ed25519, CN warren-test-ca, valid
+// 2025-2125), PEM, for cluster records; its key was thrown away.
+var CACert = []byte(`-----BEGIN CERTIFICATE-----
+MIIBJDCB16ADAgECAgEBMAUGAytlcDAZMRcwFQYDVQQDEw53YXJyZW4tdGVzdC1j
+YTAgFw0yNTEwMTAwMDAwMDBaGA8yMTI1MTAxMDAwMDAwMFowGTEXMBUGA1UEAxMO
+d2FycmVuLXRlc3QtY2EwKjAFBgMrZXADIQADoQe/884Qvh1w3RjnS8CZZ+TWMJul
+DV8d3IZkElUxuKNCMEAwDgYDVR0PAQH/BAQDAgEGMA8GA1UdEwEB/wQFMAMBAf8w
+HQYDVR0OBBYEFFZHWqdUY0dMAoXfXb8ryrc9plE1MAUGAytlcANBALS1WOmbXraJ
+GOab6NGIQWz1HHzEMFF7vka/sG20JGgMxH5NS0Rj3mF0EDI08yw8u5GC7LI4SyYu
+qLC9sDLDcgc=
+-----END CERTIFICATE-----
+`)
+
+// CADigest is the digest of CACert's certificate (DER).
+const CADigest = "sha256:0bf7ec78e7f88e65302f3fce41816c8275161cc0349ccd192d8128b2f1df3aaa"
+
+// Cluster returns a valid cluster record with the CA above.
+func Cluster(id string) *types.Cluster {
+	return &types.Cluster{
+		ID:             id,
+		CreatedAt:      Epoch,
+		CACert:         bytes.Clone(CACert),
+		CADigest:       CADigest,
+		WorkerToken:    "worker-token-" + id,
+		ManagerToken:   "manager-token-" + id,
+		EncryptionSalt: bytes.Repeat([]byte{0x5a}, types.EncryptionSaltSize),
+	}
 }
