@@ -23,6 +23,10 @@ var (
 	// ErrNotLeader is wrapped by the error for a write sent to a manager
 	// that does not lead; the error names the leader when one is known.
 	ErrNotLeader = errors.New("raft: this manager is not the leader")
+	// ErrOutcomeUnknown is wrapped by the error for a write this manager
+	// stopped leading while committing: raft cannot tell whether the new
+	// leader will keep it.
+	ErrOutcomeUnknown = errors.New("raft: leadership lost while committing; the write may or may not be applied")
 	// ErrNoQuorum is wrapped by the error for a write that could not be
 	// committed in time: too few managers answer.
 	ErrNoQuorum = errors.New("raft: no quorum")
@@ -323,7 +327,9 @@ func (n *Node) Snapshot() error {
 
 func (n *Node) writeError(err error) error {
 	switch {
-	case errors.Is(err, hraft.ErrNotLeader), errors.Is(err, hraft.ErrLeadershipLost), errors.Is(err, hraft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, hraft.ErrLeadershipLost):
+		return fmt.Errorf("%w (%v): this manager lost the lead, often because too few managers are reachable; read the state to see whether the write took", ErrOutcomeUnknown, err)
+	case errors.Is(err, hraft.ErrNotLeader), errors.Is(err, hraft.ErrLeadershipTransferInProgress):
 		if id, addr := n.Leader(); id != "" {
 			return fmt.Errorf("%w (%v); the leader is %s at %s", ErrNotLeader, err, id, addr)
 		}

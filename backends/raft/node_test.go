@@ -199,7 +199,7 @@ var _ = Describe("Node", Label("integ"), func() {
 		}()
 		var err error
 		Eventually(result, 10*time.Second).Should(Receive(&err))
-		Expect(err).To(Or(MatchError(wraft.ErrNotLeader), MatchError(wraft.ErrNoQuorum)))
+		Expect(err).To(Or(MatchError(wraft.ErrNotLeader), MatchError(wraft.ErrNoQuorum), MatchError(wraft.ErrOutcomeUnknown)))
 	})
 
 	It("brings a lone survivor back as a cluster of one with its state (force new cluster)", func() {

@@ -10,11 +10,13 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+
+	"github.com/warren-orchestrator/warren/daemon"
 )
 
 // Defaults for the global flags.
 const (
-	DefaultManager = "127.0.0.1:8080"
+	DefaultManager = daemon.DefaultAPIAddr
 	DefaultDataDir = "/var/lib/warren"
 	// ManagerEnv names the environment variable that overrides DefaultManager.
 	ManagerEnv = "WARREN_MANAGER"
@@ -62,7 +64,10 @@ func NewRootCommand(getenv func(string) string) *cobra.Command {
 	addEnumFlag(root, &opts.Output, "output", "o", "table", OutputFormats, "output format")
 	addEnumFlag(root, &opts.LogLevel, "log-level", "", "info", LogLevels, "log level of messages on stderr")
 
-	root.AddCommand(newVersionCommand(opts), newSimCommand())
+	root.AddCommand(newVersionCommand(opts), newSimCommand(),
+		newClusterCommand(opts), newStartCommand(opts),
+		newJoinCommand(opts, "manager"), newJoinCommand(opts, "worker"),
+		newNodeCommand(opts))
 	return root
 }
 

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warren-orchestrator/warren/daemon"
+	"github.com/warren-orchestrator/warren/orchestrator/api"
+)
+
+func newClusterCommand(opts *Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Create a cluster and look after it: init, info, join tokens",
+	}
+	cmd.AddCommand(newClusterInitCommand(opts), newClusterInfoCommand(opts), newJoinTokenCommand(opts))
+	return cmd
+}
+
+// nodeFlags are the flags of the commands that run a node.
+type nodeFlags struct {
+	apiAddr, raftAddr string
+	noWorker          bool
+}
+
+func (f *nodeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.apiAddr, "api-addr", daemon.DefaultAPIAddr, "`host:port` the API serves on (the CLI's --manager)")
+	cmd.Flags().StringVar(&f.raftAddr, "advertise-addr", daemon.DefaultRaftAddr, "`host:port` other managers reach this one's raft at")
+	cmd.Flags().BoolVar(&f.noWorker, "no-worker", false, "run no tasks on this manager")
+}
+
+func (o *Options) nodeConfig(cmd *cobra.Command, f *nodeFlags) daemon.Config {
+	return daemon.Config{
+		DataDir: o.DataDir, APIAddr: f.apiAddr, RaftAddr: f.raftAddr, NoWorker: f.noWorker,
+		Log: o.Logger,
+		Ready: func(n *daemon.Node) {
+			id := n.Identity
+			role := "worker"
+			if id.Manager {
+				role = "manager"
+				if id.Worker {
+					role = "manager and worker"
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Node %s (%s) of cluster %s is running; data in %s. Stop it with Ctrl-C, start it again with `warren start --data-dir %s`.\n",
+				id.NodeID, role, id.ClusterID, o.DataDir, o.DataDir)
+		},
+	}
+}
+
+func newClusterInitCommand(opts *Options) *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a new cluster with this machine as its first manager, and run it",
+		Long: `Create a new cluster: its ID, its certificate authority, join tokens and
+the secret-encryption salt, all kept in --data-dir. This node becomes the
+cluster's first manager and leader, and (unless --no-worker) a worker too,
+so one machine is a working cluster. The command then runs the node in
+the foreground until it is stopped.
+
+The local administrator's certificate is written to <data-dir>/pki/admin.crt;
+the CLI uses it to talk to the cluster (warren --data-dir <data-dir> ...).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			cfg := opts.nodeConfig(cmd, &f)
+			ready := cfg.Ready
+			cfg.Ready = func(n *daemon.Node) {
+				ready(n)
+				fmt.Fprintf(cmd.OutOrStdout(), "Add a worker:  warren worker join --manager %s --token \"$(warren --data-dir %s cluster join-token worker -q)\"\n", f.apiAddr, opts.DataDir)
+				fmt.Fprintf(cmd.OutOrStdout(), "Add a manager: warren manager join --manager %s --token \"$(warren --data-dir %s cluster join-token manager -q)\" --api-addr HOST:PORT --advertise-addr HOST:PORT\n", f.apiAddr, opts.DataDir)
+			}
+			return daemon.Init(ctx, cfg)
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newStartCommand(opts *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "start",
+		Short: "Run the node whose data directory is --data-dir (after init or join)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			return daemon.Start(ctx, opts.nodeConfig(cmd, &nodeFlags{}))
+		},
+	}
+}
+
+func newJoinCommand(opts *Options, role string) *cobra.Command {
+	var f nodeFlags
+	var manager, token string
+	cmd := &cobra.Command{
+		Use:   role,
+		Short: "Join this machine to a cluster as a " + role,
+	}
+	join := &cobra.Command{
+		Use:   "join --manager ADDR --token TOKEN",
+		Short: "Join a cluster as a " + role + ", and run the node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if manager == "" || token == "" {
+				return fmt.Errorf("cli: %s join needs --manager (a manager's API address) and --token (from `warren cluster join-token %s` on a manager)", role, role)
+			}
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			return daemon.Join(ctx, opts.nodeConfig(cmd, &f), manager, token, role == api.RoleManager)
+		},
+	}
+	join.Flags().StringVar(&manager, "manager", "", "API `address` (host:port) of a manager of the cluster")
+	join.Flags().StringVar(&token, "token", "", "join `token` from `warren cluster join-token "+role+"`")
+	if role == api.RoleManager {
+		f.add(join)
+	}
+	cmd.AddCommand(join)
+	return cmd
+}
+
+func newClusterInfoCommand(opts *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "info",
+		Short: "Show the cluster's ID, leader, term and managers with their health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			info, err := client.Cluster(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if opts.Output != "table" {
+				return printObject(cmd.OutOrStdout(), opts.Output, info, nil)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "Cluster:     %s\nCreated:     %s\nCA digest:   %s\nLeader:      %s\nTerm:        %d\nAnswered by: %s (applied index %d)\n\n",
+				info.ID, info.CreatedAt.Format("2006-01-02 15:04:05 MST"), info.CADigest, orNone(info.Leader), info.Term, info.AnsweredBy, info.Applied)
+			rows := make([][]string, len(info.Managers))
+			for i, m := range info.Managers {
+				health := "reachable"
+				if !m.Reachable {
+					health = "unreachable: " + m.Error
+				}
+				role := "follower"
+				if m.Leader {
+					role = "leader"
+				}
+				if !m.Voter {
+					role = "non-voter"
+				}
+				rows[i] = []string{m.ID, role, m.APIAddr, m.RaftAddr, health}
+			}
+			return printRows(w, "table", info, []string{"MANAGER", "ROLE", "API", "RAFT", "HEALTH"}, rows)
+		},
+	}
+}
+
+func newJoinTokenCommand(opts *Options) *cobra.Command {
+	var rotate, quiet bool
+	cmd := &cobra.Command{
+		Use:       "join-token worker|manager",
+		Short:     "Print the token that joins a node as a worker or manager (--rotate: replace it)",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{api.RoleWorker, api.RoleManager},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			role := args[0]
+			if role != api.RoleWorker && role != api.RoleManager {
+				return fmt.Errorf("cli: join-token %q: use worker or manager", role)
+			}
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			var token string
+			if rotate {
+				token, err = client.RotateJoinToken(cmd.Context(), role)
+			} else {
+				token, err = client.JoinToken(cmd.Context(), role)
+			}
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if quiet {
+				fmt.Fprintln(w, token)
+				return nil
+			}
+			if rotate {
+				fmt.Fprintf(w, "The %s join token was rotated; the old one no longer works.\n", role)
+			}
+			fmt.Fprintf(w, "To add a %s to this cluster, run on it:\n\n    warren %s join --manager %s --token %s\n", role, role, opts.Manager, token)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the token; nodes already joined are not affected")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the token only")
+	return cmd
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+

@@ -1,0 +1,354 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/warren-orchestrator/warren/backends/clock"
+	"github.com/warren-orchestrator/warren/backends/fake"
+	"github.com/warren-orchestrator/warren/backends/pki"
+	wraft "github.com/warren-orchestrator/warren/backends/raft"
+	"github.com/warren-orchestrator/warren/orchestrator"
+	"github.com/warren-orchestrator/warren/orchestrator/api"
+	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
+	"github.com/warren-orchestrator/warren/orchestrator/types"
+)
+
+// Default addresses of a manager.
+const (
+	DefaultAPIAddr  = "127.0.0.1:8080"
+	DefaultRaftAddr = "127.0.0.1:2377"
+)
+
+// Config is how to run a node. Init and Join fill in the identity; Start
+// reads it from the data directory.
+type Config struct {
+	DataDir string
+	// APIAddr and RaftAddr are where a new manager serves (init, manager
+	// join).
+	APIAddr, RaftAddr string
+	// NoWorker makes a manager that runs no tasks (init, manager join).
+	NoWorker bool
+	// Hostname is reported to the cluster; os.Hostname when empty.
+	Hostname string
+	// Runtime runs the tasks of a worker; nil means the in-memory
+	// simulated runtime (backends/fake), until the containerd runtime
+	// lands.
+	Runtime orchestrator.Runtime
+	// Heartbeat is how often the node reports (DefaultHeartbeat when 0).
+	Heartbeat time.Duration
+	// Timing of raft and Dispatcher liveness; defaults when zero.
+	Timing     wraft.Timing
+	Dispatcher dispatcher.Config
+	Log        *slog.Logger
+	// Ready, when set, is called once the node serves (tests, and the CLI
+	// to print what to do next).
+	Ready func(*Node)
+}
+
+func (c *Config) defaults() {
+	if c.APIAddr == "" {
+		c.APIAddr = DefaultAPIAddr
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = DefaultRaftAddr
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.Dispatcher == (dispatcher.Config{}) {
+		c.Dispatcher = dispatcher.DefaultConfig
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+}
+
+// Node is a running node.
+type Node struct {
+	Identity Identity
+	dir      string
+	mgr      *manager
+	wrk      *worker
+}
+
+// Leader reports whether this node is a manager that leads now.
+func (n *Node) Leader() bool { return n.mgr != nil && n.mgr.node.IsLeader() }
+
+// Init creates a new cluster whose first node (a manager, and by default a
+// worker too) lives in cfg.DataDir, then runs it until ctx ends.
+func Init(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
+		return err
+	}
+	if err := prepareDir(cfg.DataDir); err != nil {
+		return err
+	}
+	if err := checkFresh(cfg.DataDir); err != nil {
+		return err
+	}
+	now := time.Now()
+	clusterID, nodeID := api.NewID(), api.NewID()
+	ca, err := pki.NewCA(clusterID, now)
+	if err != nil {
+		return err
+	}
+	cert, err := ca.Issue(pki.Request{CommonName: nodeID, Role: pki.RoleManager, IPs: certIPs(cfg.APIAddr, cfg.RaftAddr)}, now)
+	if err != nil {
+		return err
+	}
+	admin, err := ca.Issue(pki.Request{CommonName: "admin@" + cfg.Hostname, Role: pki.RoleAdmin, ValidFor: pki.CAValidFor}, now)
+	if err != nil {
+		return err
+	}
+	dir := pkiDir(cfg.DataDir)
+	for _, save := range []func() error{
+		func() error { return ca.Save(dir) },
+		func() error { return cert.Save(dir, NodeCertName) },
+		func() error { return admin.Save(dir, AdminCertName) },
+	} {
+		if err := save(); err != nil {
+			return err
+		}
+	}
+	cluster := &types.Cluster{ID: clusterID, CreatedAt: now, CACert: ca.CertPEM(), CADigest: ca.Digest(), EncryptionSalt: make([]byte, 32)}
+	if _, err := rand.Read(cluster.EncryptionSalt); err != nil {
+		return err
+	}
+	if cluster.WorkerToken, err = newToken(ca.Digest()); err != nil {
+		return err
+	}
+	if cluster.ManagerToken, err = newToken(ca.Digest()); err != nil {
+		return err
+	}
+	id := &Identity{ClusterID: clusterID, NodeID: nodeID, Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
+	self := &types.Node{
+		ID: nodeID, Role: types.RoleManager, Address: cfg.APIAddr, Hostname: cfg.Hostname,
+		Status: types.NodeUnknown, Availability: availability(id), CreatedAt: now,
+	}
+	first := func(m *manager) error {
+		if err := m.node.Bootstrap(); err != nil {
+			return err
+		}
+		for !m.node.IsLeader() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		for _, c := range []fsm.Command{&fsm.SetCluster{Cluster: cluster}, &fsm.RegisterNode{Node: self}} {
+			if _, err := m.node.Apply(c); err != nil {
+				return err
+			}
+		}
+		// node.json goes last: with it, the directory holds a whole node.
+		return id.save(cfg.DataDir)
+	}
+	creds := &credentials{ca: ca, cert: cert}
+	cfg.Log.Info("new cluster", "cluster", clusterID, "node", nodeID, "api", cfg.APIAddr, "raft", cfg.RaftAddr)
+	return run(ctx, cfg, id, creds, first)
+}
+
+func availability(id *Identity) types.NodeAvailability {
+	if id.Worker {
+		return types.NodeActive
+	}
+	// A manager that runs no tasks is drained, so nothing is placed on it.
+	return types.NodeDrain
+}
+
+// Join makes cfg.DataDir a new node of the cluster at managerAddr, then runs
+// it until ctx ends.
+func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager bool) error {
+	cfg.defaults()
+	digest, err := tokenDigest(token)
+	if err != nil {
+		return err
+	}
+	if asManager {
+		if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
+			return err
+		}
+	}
+	if err := prepareDir(cfg.DataDir); err != nil {
+		return err
+	}
+	if err := checkFresh(cfg.DataDir); err != nil {
+		return err
+	}
+	req := &api.JoinRequest{Token: token, Role: api.RoleWorker, Hostname: cfg.Hostname, Addr: localAddrTo(managerAddr)}
+	if asManager {
+		req.Role, req.APIAddr, req.RaftAddr = api.RoleManager, cfg.APIAddr, cfg.RaftAddr
+	}
+	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	resp, err := api.Join(jctx, managerAddr, pki.PinnedClientConfig(digest), req)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("daemon: join the cluster at %s: %w", managerAddr, err)
+	}
+	ca, err := pki.ParseCA(resp.CACert, resp.CAKey)
+	if err != nil {
+		return err
+	}
+	if ca.Digest() != digest {
+		return fmt.Errorf("%w: the manager sent a CA other than the token's (%s): check the token", ErrBadToken, digest)
+	}
+	cert, err := pki.ParseCert(resp.Cert, resp.Key)
+	if err != nil {
+		return err
+	}
+	dir := pkiDir(cfg.DataDir)
+	if asManager {
+		err = ca.Save(dir)
+	} else {
+		err = ca.SaveCert(dir)
+	}
+	if err == nil {
+		err = cert.Save(dir, NodeCertName)
+	}
+	if err != nil {
+		return err
+	}
+	id := &Identity{ClusterID: resp.ClusterID, NodeID: resp.NodeID, Manager: asManager, Worker: !asManager || !cfg.NoWorker}
+	for _, m := range resp.Managers {
+		id.Managers = append(id.Managers, m.APIAddr)
+	}
+	if len(id.Managers) == 0 {
+		id.Managers = []string{managerAddr}
+	}
+	creds := &credentials{ca: ca, cert: cert}
+	var first func(*manager) error
+	if asManager {
+		id.APIAddr, id.RaftAddr = cfg.APIAddr, cfg.RaftAddr
+		first = func(m *manager) error {
+			client, err := newClient(id.Managers, creds)
+			if err != nil {
+				return err
+			}
+			if err := client.AddManager(ctx, &api.AddManagerRequest{NodeID: id.NodeID, RaftAddr: id.RaftAddr}); err != nil {
+				return fmt.Errorf("daemon: become a raft voter: %w", err)
+			}
+			return id.save(cfg.DataDir)
+		}
+	} else if err := id.save(cfg.DataDir); err != nil {
+		return err
+	}
+	cfg.Log.Info("joined the cluster", "cluster", id.ClusterID, "node", id.NodeID, "manager", asManager)
+	return run(ctx, cfg, id, creds, first)
+}
+
+// Start runs the node whose data directory is cfg.DataDir until ctx ends.
+func Start(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	id, err := loadIdentity(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	creds, err := loadCredentials(cfg.DataDir, id.Manager)
+	if err != nil {
+		return err
+	}
+	return run(ctx, cfg, id, creds, nil)
+}
+
+// run serves a node: its manager (with first run once raft is up, for
+// init and join) and its worker, until ctx ends or the node is removed.
+func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, first func(*manager) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := &Node{Identity: *id, dir: cfg.DataDir}
+	managers := id.Managers
+	if id.Manager {
+		m, err := openManager(ctx, cfg.DataDir, id, creds, managerConfig{Timing: cfg.Timing, Dispatcher: cfg.Dispatcher, Log: cfg.Log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := m.close(); err != nil {
+				cfg.Log.Warn("closing raft", "err", err)
+			}
+		}()
+		if err := m.serve(); err != nil {
+			return err
+		}
+		if first != nil {
+			if err := first(m); err != nil {
+				return err
+			}
+		}
+		n.mgr = m
+		// A manager's own API first: its worker half talks to the
+		// leader through it like any other client.
+		managers = append([]string{id.APIAddr}, managers...)
+	}
+	client, err := newClient(managers, creds)
+	if err != nil {
+		return err
+	}
+	rt := cfg.Runtime
+	if rt == nil && id.Worker {
+		cfg.Log.Warn("runtime: simulated (in-memory) containers; nothing is really run until the containerd runtime lands")
+		rt = fake.NewRuntime(clock.Wall{}, fake.Knobs{})
+	}
+	n.wrk = newWorker(cfg.DataDir, id, client, rt, cfg.Heartbeat, cfg.Log.With("part", "worker"))
+	if cfg.Ready != nil {
+		cfg.Ready(n)
+	}
+	err = n.wrk.run(ctx)
+	if errors.Is(err, api.ErrRemoved) {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	return err
+}
+
+func newClient(managers []string, creds *credentials) (*api.Client, error) {
+	return api.NewClient(api.ClientConfig{
+		Managers: managers,
+		TLS:      pki.ClientConfig(creds.ca.Pool(), creds.cert),
+		Wait:     clock.Wall{}.Wait,
+	})
+}
+
+// checkAddrs refuses manager addresses that cannot work before anything
+// is written.
+func checkAddrs(apiAddr, raftAddr string) error {
+	for _, a := range []struct{ flag, addr string }{{"--api-addr", apiAddr}, {"--advertise-addr", raftAddr}} {
+		host, port, err := net.SplitHostPort(a.addr)
+		if err != nil || port == "" || port == "0" {
+			return fmt.Errorf("daemon: %s %q is not a host:port with a fixed port, such as 10.0.0.5:2377", a.flag, a.addr)
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("daemon: %s %q: other nodes cannot dial %s; give this machine's IP address", a.flag, a.addr, host)
+		}
+	}
+	if apiAddr == raftAddr {
+		return fmt.Errorf("daemon: --api-addr and --advertise-addr are both %s: give each its own port", apiAddr)
+	}
+	return nil
+}
+
+// localAddrTo is the local IP this machine reaches addr from: the address
+// other nodes can reach a joining worker at.
+func localAddrTo(addr string) string {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = c.Close() }()
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		return a.IP.String()
+	}
+	return ""
+}

@@ -1,0 +1,304 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/warren-orchestrator/warren/backends/clock"
+	"github.com/warren-orchestrator/warren/backends/pki"
+	"github.com/warren-orchestrator/warren/daemon"
+	"github.com/warren-orchestrator/warren/orchestrator/api"
+	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
+	"github.com/warren-orchestrator/warren/orchestrator/types"
+)
+
+func freeAddr() string {
+	GinkgoHelper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is one node running in this process, as `warren cluster init`,
+// `warren manager join` or `warren worker join` would run it.
+type proc struct {
+	cfg    daemon.Config
+	node   *daemon.Node
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (p *proc) stop() error {
+	if p.cancel == nil {
+		return nil
+	}
+	p.cancel()
+	p.cancel = nil
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(20 * time.Second):
+		Fail("node did not stop within 20 s")
+		return nil
+	}
+}
+
+func nodeConfig(dir string) daemon.Config {
+	return daemon.Config{
+		DataDir: dir, APIAddr: freeAddr(), RaftAddr: freeAddr(), Hostname: filepath.Base(dir),
+		Heartbeat:  50 * time.Millisecond,
+		Dispatcher: dispatcher.Config{TTL: 500 * time.Millisecond, Grace: 500 * time.Millisecond},
+	}
+}
+
+// launch runs fn (Init, Join or Start) until the node is ready, or fails
+// with the error fn returned.
+func launch(cfg daemon.Config, fn func(context.Context, daemon.Config) error) (*proc, error) {
+	GinkgoHelper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan *daemon.Node, 1)
+	cfg.Ready = func(n *daemon.Node) { ready <- n }
+	go func() { p.done <- fn(ctx, cfg) }()
+	select {
+	case p.node = <-ready:
+		DeferCleanup(p.stop)
+		return p, nil
+	case err := <-p.done:
+		cancel()
+		return nil, err
+	case <-time.After(30 * time.Second):
+		cancel()
+		Fail("node not ready within 30 s")
+		return nil, nil
+	}
+}
+
+func mustLaunch(cfg daemon.Config, fn func(context.Context, daemon.Config) error) *proc {
+	GinkgoHelper()
+	p, err := launch(cfg, fn)
+	Expect(err).NotTo(HaveOccurred())
+	return p
+}
+
+// admin is the CLI's client: the admin certificate init wrote.
+func admin(initDir string, managers ...string) *api.Client {
+	GinkgoHelper()
+	dir := filepath.Join(initDir, daemon.PKIDir)
+	pool, err := pki.LoadCAPool(dir)
+	Expect(err).NotTo(HaveOccurred())
+	cert, err := pki.LoadCert(dir, daemon.AdminCertName)
+	Expect(err).NotTo(HaveOccurred())
+	c, err := api.NewClient(api.ClientConfig{Managers: managers, TLS: pki.ClientConfig(pool, cert), Wait: clock.Wall{}.Wait})
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
+func token(c *api.Client, role string) string {
+	GinkgoHelper()
+	t, err := c.JoinToken(context.Background(), role)
+	Expect(err).NotTo(HaveOccurred())
+	return t
+}
+
+func joiner(addr, tok string, asManager bool) func(context.Context, daemon.Config) error {
+	return func(ctx context.Context, cfg daemon.Config) error { return daemon.Join(ctx, cfg, addr, tok, asManager) }
+}
+
+func service(name string) *types.Service {
+	return &types.Service{Name: name, Image: "busybox", Replicas: 1, Mode: types.ModeReplicated, DeployStrategy: types.DeployRolling}
+}
+
+// statusOf polls a node's status as the leader has it.
+func statusOf(c *api.Client, id string) func() types.NodeStatus {
+	return func() types.NodeStatus {
+		n, err := c.GetNode(context.Background(), id)
+		Expect(err).NotTo(HaveOccurred())
+		return n.Status
+	}
+}
+
+var _ = Describe("A cluster of daemons", Label("integ"), func() {
+	var (
+		root  string
+		first *proc
+		ctx   context.Context
+	)
+	BeforeEach(func() {
+		root = GinkgoT().TempDir()
+		ctx = context.Background()
+		first = mustLaunch(nodeConfig(filepath.Join(root, "m1")), daemon.Init)
+	})
+
+	It("starts as one manager that leads, runs tasks and serves the admin", func() {
+		c := admin(first.cfg.DataDir, first.cfg.APIAddr)
+		info, err := c.Cluster(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.Leader).To(Equal(first.node.Identity.NodeID))
+		Expect(info.Managers).To(HaveLen(1))
+		Expect(info.Managers[0].Reachable).To(BeTrue())
+		Expect(info.CADigest).To(HavePrefix("sha256:"))
+
+		Eventually(statusOf(c, first.node.Identity.NodeID), 10*time.Second, 50*time.Millisecond).Should(Equal(types.NodeReady))
+
+		_, err = c.CreateService(ctx, service("web"))
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []types.ContainerState {
+			tasks, err := c.ListContainers(ctx, "", "", false)
+			Expect(err).NotTo(HaveOccurred())
+			var states []types.ContainerState
+			for _, t := range tasks {
+				states = append(states, t.ActualState)
+			}
+			return states
+		}, 10*time.Second, 50*time.Millisecond).Should(Equal([]types.ContainerState{types.ContainerRunning}))
+	})
+
+	It("refuses a second init on a used data directory, changing nothing", func() {
+		before, err := os.ReadFile(filepath.Join(first.cfg.DataDir, daemon.IdentityFile))
+		Expect(err).NotTo(HaveOccurred())
+		cfg := nodeConfig(first.cfg.DataDir)
+		_, err = launch(cfg, daemon.Init)
+		Expect(err).To(MatchError(daemon.ErrInitialized))
+		Expect(err.Error()).To(ContainSubstring("warren start --data-dir"))
+		after, err := os.ReadFile(filepath.Join(first.cfg.DataDir, daemon.IdentityFile))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(after).To(Equal(before))
+	})
+
+	When("managers and a worker join", func() {
+		var (
+			procs []*proc
+			c     *api.Client
+		)
+		BeforeEach(func() {
+			c = admin(first.cfg.DataDir, first.cfg.APIAddr)
+			procs = []*proc{first}
+			for i := 2; i <= 3; i++ {
+				procs = append(procs, mustLaunch(nodeConfig(filepath.Join(root, fmt.Sprintf("m%d", i))),
+					joiner(first.cfg.APIAddr, token(c, "manager"), true)))
+			}
+			procs = append(procs, mustLaunch(nodeConfig(filepath.Join(root, "w1")),
+				joiner(first.cfg.APIAddr, token(c, "worker"), false)))
+		})
+
+		It("replicates to three managers and takes writes through any of them", func() {
+			info, err := c.Cluster(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(info.Managers).To(HaveLen(3))
+			for _, m := range info.Managers {
+				Expect(m.Reachable).To(BeTrue(), "%s: %s", m.ID, m.Error)
+				Expect(m.Voter).To(BeTrue())
+			}
+			for i, p := range procs[:3] {
+				// A client that knows only this manager: a follower
+				// points it at the leader.
+				only := admin(first.cfg.DataDir, p.cfg.APIAddr)
+				_, err := only.CreateService(ctx, service(fmt.Sprintf("svc%d", i)))
+				Expect(err).NotTo(HaveOccurred())
+				list, err := only.ListServices(ctx, false)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(list).To(HaveLen(i + 1))
+			}
+			Eventually(func() int {
+				nodes, err := c.ListNodes(ctx, false)
+				Expect(err).NotTo(HaveOccurred())
+				ready := 0
+				for _, n := range nodes {
+					if n.Status == types.NodeReady {
+						ready++
+					}
+				}
+				return ready
+			}, 10*time.Second, 50*time.Millisecond).Should(Equal(4))
+		})
+
+		It("fails over when the leader stops, keeping every acknowledged write", func() {
+			all := admin(first.cfg.DataDir, procs[0].cfg.APIAddr, procs[1].cfg.APIAddr, procs[2].cfg.APIAddr)
+			for i := range 5 {
+				_, err := all.CreateService(ctx, service(fmt.Sprintf("before%d", i)))
+				Expect(err).NotTo(HaveOccurred())
+			}
+			Expect(first.stop()).To(Succeed())
+			// The client retries through the election.
+			_, err := all.CreateService(ctx, service("after"))
+			Expect(err).NotTo(HaveOccurred())
+			list, err := all.ListServices(ctx, false)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(list).To(HaveLen(6))
+			info, err := all.Cluster(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(info.Leader).NotTo(Equal(first.node.Identity.NodeID))
+
+			// The old leader comes back as a follower and catches up.
+			back := mustLaunch(first.cfg, daemon.Start)
+			only := admin(first.cfg.DataDir, back.cfg.APIAddr)
+			Eventually(func() (int, error) {
+				l, err := only.ListServices(ctx, true)
+				return len(l), err
+			}, 10*time.Second, 50*time.Millisecond).Should(Equal(6))
+		})
+
+		It("removes a worker that is down, and the worker is told when it comes back", func() {
+			w := procs[3]
+			id := w.node.Identity.NodeID
+			Eventually(statusOf(c, id), 10*time.Second, 50*time.Millisecond).Should(Equal(types.NodeReady))
+			Expect(c.RemoveNode(ctx, id, false)).To(MatchError(ContainSubstring("is up")))
+			Expect(w.stop()).To(Succeed())
+			Eventually(statusOf(c, id), 10*time.Second, 50*time.Millisecond).Should(Equal(types.NodeDown))
+			Expect(c.RemoveNode(ctx, id, false)).To(Succeed())
+			_, err := c.GetNode(ctx, id)
+			Expect(err).To(MatchError(ContainSubstring("not found")))
+
+			back := mustLaunch(w.cfg, daemon.Start)
+			var runErr error
+			Eventually(back.done, 10*time.Second).Should(Receive(&runErr))
+			back.cancel() // it stopped by itself; nothing is left to stop
+			back.cancel = nil
+			Expect(runErr).To(MatchError(api.ErrRemoved))
+			Expect(runErr.Error()).To(ContainSubstring("join again"))
+		})
+
+		It("rotates a join token: the old one stops working", func() {
+			old := token(c, "worker")
+			fresh, err := c.RotateJoinToken(ctx, "worker")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(fresh).NotTo(Equal(old))
+			_, err = launch(nodeConfig(filepath.Join(root, "w2")), joiner(first.cfg.APIAddr, old, false))
+			Expect(err).To(MatchError(api.ErrUnauthorized))
+			Expect(err.Error()).To(ContainSubstring("join-token"))
+			mustLaunch(nodeConfig(filepath.Join(root, "w3")), joiner(procs[1].cfg.APIAddr, fresh, false))
+		})
+	})
+
+	DescribeTable("refuses a join, writing nothing",
+		func(tok func(c *api.Client) string, addr func() string, asManager bool, want error, says string) {
+			c := admin(first.cfg.DataDir, first.cfg.APIAddr)
+			dir := filepath.Join(root, "joiner")
+			_, err := launch(nodeConfig(dir), joiner(addr(), tok(c), asManager))
+			Expect(err).To(MatchError(want))
+			Expect(err.Error()).To(ContainSubstring(says))
+			_, statErr := os.Stat(filepath.Join(dir, daemon.IdentityFile))
+			Expect(errors.Is(statErr, os.ErrNotExist)).To(BeTrue())
+		},
+		Entry("a malformed token", func(*api.Client) string { return "hello" }, func() string { return first.cfg.APIAddr }, false,
+			daemon.ErrBadToken, "WRN-1-"),
+		Entry("a token of another CA", func(c *api.Client) string {
+			t := token(c, "worker")
+			return t[:6] + "00000000" + t[14:]
+		}, func() string { return first.cfg.APIAddr }, false, pki.ErrPeerRefused, "does not present the CA"),
+		Entry("the worker token to join as a manager", func(c *api.Client) string { return token(c, "worker") },
+			func() string { return first.cfg.APIAddr }, true, api.ErrForbidden, "worker join token"),
+		Entry("an unreachable manager", func(c *api.Client) string { return token(c, "worker") },
+			func() string { return freeAddr() }, false, api.ErrUnavailable, "check"),
+	)
+})

@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/warren-orchestrator/warren/orchestrator"
+	"github.com/warren-orchestrator/warren/orchestrator/agent"
+	"github.com/warren-orchestrator/warren/orchestrator/api"
+)
+
+// DefaultHeartbeat is how often a node reports to the leader: well inside
+// the dispatcher's TTL (15 s), so two lost heartbeats are not a failure.
+const DefaultHeartbeat = time.Second
+
+// worker is the task-running half of a node: each beat it brings its
+// runtime in line with its assignments, reports what changed to the
+// leader, and takes the assignments back. A manager that runs no tasks
+// still beats, with no agent, so the cluster sees it up.
+type worker struct {
+	id     *Identity
+	dir    string
+	client *api.Client
+	agent  *agent.Agent // nil on a manager that runs no tasks
+	every  time.Duration
+	log    *slog.Logger
+}
+
+func newWorker(dir string, id *Identity, client *api.Client, rt orchestrator.Runtime, every time.Duration, log *slog.Logger) *worker {
+	w := &worker{id: id, dir: dir, client: client, every: every, log: log}
+	if id.Worker && rt != nil {
+		w.agent = agent.New(id.NodeID, rt)
+	}
+	return w
+}
+
+// run beats until ctx ends, or returns the error that stops the node for
+// good: it was removed from the cluster.
+func (w *worker) run(ctx context.Context) error {
+	var assigned []agent.Assignment
+	t := time.NewTicker(w.every)
+	defer t.Stop()
+	for {
+		next, err := w.beat(ctx, assigned)
+		switch {
+		case errors.Is(err, api.ErrRemoved):
+			return err
+		case err != nil && ctx.Err() == nil:
+			w.log.Warn("heartbeat failed; retrying", "err", err)
+		case err == nil:
+			assigned = next
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (w *worker) beat(ctx context.Context, assigned []agent.Assignment) ([]agent.Assignment, error) {
+	req := &api.HeartbeatRequest{}
+	if w.agent != nil {
+		st, err := w.agent.Step(assigned)
+		if err != nil {
+			w.log.Warn("runtime", "err", err)
+		}
+		req.Statuses = st
+	}
+	resp, err := w.client.Heartbeat(ctx, w.id.NodeID, req)
+	if err != nil {
+		return nil, err
+	}
+	if w.agent != nil {
+		w.agent.Sent(resp.Committed)
+	}
+	w.learnManagers(resp.Managers)
+	return resp.Assignments, nil
+}
+
+// learnManagers keeps the client's list, and node.json's, in step with the
+// managers the leader reports, so a worker reaches a new manager after the
+// ones it joined through are gone, restarts included.
+func (w *worker) learnManagers(ms []api.Manager) {
+	var addrs []string
+	for _, m := range ms {
+		if m.APIAddr != "" {
+			addrs = append(addrs, m.APIAddr)
+		}
+	}
+	slices.Sort(addrs)
+	if len(addrs) == 0 || slices.Equal(addrs, w.id.Managers) {
+		return
+	}
+	w.client.SetManagers(addrs)
+	w.id.Managers = addrs
+	if err := w.id.save(w.dir); err != nil {
+		w.log.Warn("could not record the managers in node.json", "err", err)
+	}
+}
