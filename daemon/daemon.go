@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/warren-orchestrator/warren/backends/clock"
@@ -51,6 +52,8 @@ type Config struct {
 	// Ready, when set, is called once the node serves (tests, and the CLI
 	// to print what to do next).
 	Ready func(*Node)
+
+	forceNewCluster bool // set by ForceNewCluster
 }
 
 func (c *Config) defaults() {
@@ -104,23 +107,13 @@ func Init(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	cert, err := ca.Issue(pki.Request{CommonName: nodeID, Role: pki.RoleManager, IPs: certIPs(cfg.APIAddr, cfg.RaftAddr)}, now)
-	if err != nil {
+	id := &Identity{ClusterID: clusterID, NodeID: nodeID, Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
+	if err := ca.Save(pkiDir(cfg.DataDir)); err != nil {
 		return err
 	}
-	admin, err := ca.Issue(pki.Request{CommonName: "admin@" + cfg.Hostname, Role: pki.RoleAdmin, ValidFor: pki.CAValidFor}, now)
+	cert, err := issueManager(ca, cfg.DataDir, id, cfg.Hostname, now)
 	if err != nil {
 		return err
-	}
-	dir := pkiDir(cfg.DataDir)
-	for _, save := range []func() error{
-		func() error { return ca.Save(dir) },
-		func() error { return cert.Save(dir, NodeCertName) },
-		func() error { return admin.Save(dir, AdminCertName) },
-	} {
-		if err := save(); err != nil {
-			return err
-		}
 	}
 	cluster := &types.Cluster{ID: clusterID, CreatedAt: now, CACert: ca.CertPEM(), CADigest: ca.Digest(), EncryptionSalt: make([]byte, 32)}
 	if _, err := rand.Read(cluster.EncryptionSalt); err != nil {
@@ -132,33 +125,113 @@ func Init(ctx context.Context, cfg Config) error {
 	if cluster.ManagerToken, err = newToken(ca.Digest()); err != nil {
 		return err
 	}
-	id := &Identity{ClusterID: clusterID, NodeID: nodeID, Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
-	self := &types.Node{
-		ID: nodeID, Role: types.RoleManager, Address: cfg.APIAddr, Hostname: cfg.Hostname,
-		Status: types.NodeUnknown, Availability: availability(id), CreatedAt: now,
-	}
+	self := managerNode(id, cfg.Hostname, now)
 	first := func(m *manager) error {
-		if err := m.node.Bootstrap(); err != nil {
-			return err
-		}
-		for !m.node.IsLeader() {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		for _, c := range []fsm.Command{&fsm.SetCluster{Cluster: cluster}, &fsm.RegisterNode{Node: self}} {
-			if _, err := m.node.Apply(c); err != nil {
-				return err
-			}
-		}
 		// node.json goes last: with it, the directory holds a whole node.
-		return id.save(cfg.DataDir)
+		return bootstrapAlone(ctx, m, cfg.DataDir, id, &fsm.SetCluster{Cluster: cluster}, &fsm.RegisterNode{Node: self})
 	}
 	creds := &credentials{ca: ca, cert: cert}
 	cfg.Log.Info("new cluster", "cluster", clusterID, "node", nodeID, "api", cfg.APIAddr, "raft", cfg.RaftAddr)
 	return run(ctx, cfg, id, creds, first)
+}
+
+// bootstrapAlone makes m a cluster of one, waits until it leads, applies
+// cmds and then writes the node's identity.
+func bootstrapAlone(ctx context.Context, m *manager, dir string, id *Identity, cmds ...fsm.Command) error {
+	if err := m.node.Bootstrap(); err != nil {
+		return err
+	}
+	for !m.node.IsLeader() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	for _, c := range cmds {
+		if _, err := m.node.Apply(c); err != nil {
+			return err
+		}
+	}
+	return id.save(dir)
+}
+
+// ForceNewCluster makes the manager in cfg.DataDir the only manager of its
+// cluster, keeping the state: a manager that survived the loss of its
+// quorum, or a data directory that Restore prepared. Then it runs the node
+// until ctx ends. Other managers must not come back with their old data:
+// remove them (warren node rm) and join new ones.
+func ForceNewCluster(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	if id, err := loadIdentity(cfg.DataDir); err == nil {
+		cfg.forceNewCluster = true
+		if !id.Manager {
+			return fmt.Errorf("daemon: %s is a worker's data directory: --force-new-cluster needs a manager's", cfg.DataDir)
+		}
+		creds, err := loadCredentials(cfg.DataDir, true)
+		if err != nil {
+			return err
+		}
+		cfg.Log.Warn("forcing a new cluster: this manager is now the only one", "node", id.NodeID, "cluster", id.ClusterID)
+		return run(ctx, cfg, id, creds, nil)
+	}
+	bi, err := loadRestoreMarker(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("%w: %s holds neither a manager nor a restored backup: pass a surviving manager's --data-dir, or run `warren cluster restore --input FILE --data-dir %s` first",
+			ErrNotInitialized, cfg.DataDir, cfg.DataDir)
+	}
+	if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
+		return err
+	}
+	dir := pkiDir(cfg.DataDir)
+	ca, err := pki.LoadCA(dir)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	id := &Identity{ClusterID: bi.ClusterID, NodeID: api.NewID(), Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
+	cert, err := issueManager(ca, cfg.DataDir, id, cfg.Hostname, now)
+	if err != nil {
+		return err
+	}
+	self := managerNode(id, cfg.Hostname, now)
+	first := func(m *manager) error {
+		if err := bootstrapAlone(ctx, m, cfg.DataDir, id, &fsm.RegisterNode{Node: self}); err != nil {
+			return err
+		}
+		return os.Remove(filepath.Join(cfg.DataDir, restoreMarker))
+	}
+	cfg.Log.Warn("restored cluster starts with this manager alone", "cluster", bi.ClusterID, "node", id.NodeID, "backup_index", bi.AppliedIndex)
+	return run(ctx, cfg, id, &credentials{ca: ca, cert: cert}, first)
+}
+
+// issueManager issues a manager's certificate and, for the local
+// administrator, an admin certificate, and saves both.
+func issueManager(ca *pki.CA, dataDir string, id *Identity, hostname string, now time.Time) (*pki.Cert, error) {
+	cert, err := ca.Issue(pki.Request{CommonName: id.NodeID, Role: pki.RoleManager, IPs: certIPs(id.APIAddr, id.RaftAddr)}, now)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := ca.Issue(pki.Request{CommonName: "admin@" + hostname, Role: pki.RoleAdmin, ValidFor: pki.CAValidFor}, now)
+	if err != nil {
+		return nil, err
+	}
+	dir := pkiDir(dataDir)
+	if err := cert.Save(dir, NodeCertName); err != nil {
+		return nil, err
+	}
+	if err := admin.Save(dir, AdminCertName); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// managerNode is the record a new manager registers itself with.
+func managerNode(id *Identity, hostname string, now time.Time) *types.Node {
+	return &types.Node{
+		ID: id.NodeID, Role: types.RoleManager, Address: id.APIAddr, Hostname: hostname,
+		Status: types.NodeUnknown, Availability: availability(id), CreatedAt: now,
+	}
 }
 
 func availability(id *Identity) types.NodeAvailability {
@@ -271,7 +344,7 @@ func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, firs
 	n := &Node{Identity: *id, dir: cfg.DataDir}
 	managers := id.Managers
 	if id.Manager {
-		m, err := openManager(ctx, cfg.DataDir, id, creds, managerConfig{Timing: cfg.Timing, Dispatcher: cfg.Dispatcher, Log: cfg.Log})
+		m, err := openManager(ctx, cfg.DataDir, id, creds, managerConfig{Timing: cfg.Timing, Dispatcher: cfg.Dispatcher, Log: cfg.Log, ForceNewCluster: cfg.forceNewCluster})
 		if err != nil {
 			return err
 		}

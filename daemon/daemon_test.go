@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -268,6 +269,37 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 			Expect(runErr.Error()).To(ContainSubstring("join again"))
 		})
 
+		It("comes back from a lost quorum with --force-new-cluster on a survivor", func() {
+			for i := range 3 {
+				_, err := c.CreateService(ctx, service(fmt.Sprintf("svc%d", i)))
+				Expect(err).NotTo(HaveOccurred())
+			}
+			survivor := procs[2]
+			Eventually(func() (int, error) {
+				l, err := admin(first.cfg.DataDir, survivor.cfg.APIAddr).ListServices(ctx, true)
+				return len(l), err
+			}, 10*time.Second, 50*time.Millisecond).Should(Equal(3))
+			for _, p := range procs[:3] {
+				Expect(p.stop()).To(Succeed())
+			}
+			back := mustLaunch(survivor.cfg, daemon.ForceNewCluster)
+			sc := admin(first.cfg.DataDir, back.cfg.APIAddr)
+			// The survivor elects itself after its election timeout.
+			Eventually(func() (string, error) {
+				info, err := sc.Cluster(ctx)
+				if err != nil {
+					return "", err
+				}
+				Expect(info.Managers).To(HaveLen(1))
+				return info.Leader, nil
+			}, 10*time.Second, 50*time.Millisecond).Should(Equal(survivor.node.Identity.NodeID))
+			_, err := sc.CreateService(ctx, service("after"))
+			Expect(err).NotTo(HaveOccurred())
+			list, err := sc.ListServices(ctx, false)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(list).To(HaveLen(4))
+		})
+
 		It("rotates a join token: the old one stops working", func() {
 			old := token(c, "worker")
 			fresh, err := c.RotateJoinToken(ctx, "worker")
@@ -278,6 +310,53 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 			Expect(err.Error()).To(ContainSubstring("join-token"))
 			mustLaunch(nodeConfig(filepath.Join(root, "w3")), joiner(procs[1].cfg.APIAddr, fresh, false))
 		})
+	})
+
+	It("backs up while running and restores into a new single-manager cluster with the same state", func() {
+		c := admin(first.cfg.DataDir, first.cfg.APIAddr)
+		for i := range 3 {
+			_, err := c.CreateService(ctx, service(fmt.Sprintf("svc%d", i)))
+			Expect(err).NotTo(HaveOccurred())
+		}
+		var buf bytes.Buffer
+		info, err := daemon.WriteBackup(ctx, c, first.cfg.DataDir, &buf)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.ClusterID).To(Equal(first.node.Identity.ClusterID))
+		Expect(info.AppliedIndex).To(BeNumerically(">", 3))
+		Expect(first.stop()).To(Succeed())
+
+		dir := filepath.Join(root, "restored")
+		_, err = daemon.Restore(bytes.NewReader(buf.Bytes()), dir)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = daemon.Restore(bytes.NewReader(buf.Bytes()), dir)
+		Expect(err).To(MatchError(daemon.ErrInitialized), "a second restore into the same directory")
+
+		back := mustLaunch(nodeConfig(dir), daemon.ForceNewCluster)
+		rc := admin(dir, back.cfg.APIAddr)
+		list, err := rc.ListServices(ctx, false)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list).To(HaveLen(3))
+		ci, err := rc.Cluster(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ci.ID).To(Equal(first.node.Identity.ClusterID))
+		Expect(ci.Managers).To(HaveLen(1))
+		Expect(ci.Leader).To(Equal(back.node.Identity.NodeID))
+		// The restored cluster takes writes and restarts as a plain node.
+		_, err = rc.CreateService(ctx, service("after-restore"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(back.stop()).To(Succeed())
+		again := mustLaunch(back.cfg, daemon.Start)
+		list, err = admin(dir, again.cfg.APIAddr).ListServices(ctx, false)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list).To(HaveLen(4))
+	})
+
+	It("refuses a damaged backup, leaving the directory empty of a node", func() {
+		dir := filepath.Join(root, "restored")
+		_, err := daemon.Restore(bytes.NewReader([]byte("not a backup")), dir)
+		Expect(err).To(MatchError(daemon.ErrBadBackup))
+		_, err = launch(nodeConfig(dir), daemon.ForceNewCluster)
+		Expect(err).To(MatchError(daemon.ErrNotInitialized))
 	})
 
 	DescribeTable("refuses a join, writing nothing",

@@ -56,9 +56,10 @@ var _ api.Backend = (*manager)(nil)
 
 // managerConfig is what starting a manager needs beyond its identity.
 type managerConfig struct {
-	Timing     wraft.Timing
-	Dispatcher dispatcher.Config
-	Log        *slog.Logger
+	Timing          wraft.Timing
+	Dispatcher      dispatcher.Config
+	Log             *slog.Logger
+	ForceNewCluster bool
 }
 
 // openManager starts raft and the leader loop; serve starts the API.
@@ -69,13 +70,14 @@ func openManager(ctx context.Context, dir string, id *Identity, creds *credentia
 	_, _ = rand.Read(seed[:])
 	m.loop = newLoop(nil, m.clock, cfg.Dispatcher, cfg.Log.With("part", "leader"), binary.LittleEndian.Uint64(seed[:]))
 	node, err := wraft.Open(wraft.Config{
-		ID:        id.NodeID,
-		DataDir:   dir,
-		Bind:      id.RaftAddr,
-		ServerTLS: pki.ServerConfig(pool, creds.cert, pki.RequireRole(pki.RoleManager)),
-		ClientTLS: pki.ClientConfig(pool, creds.cert, pki.RequireRole(pki.RoleManager)),
-		Timing:    cfg.Timing,
-		LogOutput: slogWriter{cfg.Log.With("part", "raft")},
+		ID:              id.NodeID,
+		DataDir:         dir,
+		Bind:            id.RaftAddr,
+		ServerTLS:       pki.ServerConfig(pool, creds.cert, pki.RequireRole(pki.RoleManager)),
+		ClientTLS:       pki.ClientConfig(pool, creds.cert, pki.RequireRole(pki.RoleManager)),
+		Timing:          cfg.Timing,
+		LogOutput:       slogWriter{cfg.Log.With("part", "raft")},
+		ForceNewCluster: cfg.ForceNewCluster,
 		OnApply: func(index uint64, c fsm.Command) {
 			m.loop.onApply(index, c)
 			m.events.publish(index, c)

@@ -196,3 +196,25 @@ func (s *snapshot) Persist(sink hraft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() { _ = s.s.Close() }
+
+// SeedStore makes dataDir's warren.db the content of a backup (a warren.db
+// stream, as Node.Backup writes it), for a manager that will start a new
+// raft log over it (warren cluster restore, then init --force-new-cluster).
+// The backup's applied index belongs to the old log, so it is dropped:
+// the new log's entries must all apply. The stream is checked before
+// anything is replaced.
+func SeedStore(dataDir string, backup io.Reader) error {
+	kv, err := bolt.OpenKV(dataDir, nil)
+	if err != nil {
+		return err
+	}
+	if err := kv.Restore(backup); err != nil {
+		_ = kv.Close()
+		return err
+	}
+	err = kv.Update(func(tx state.KVTx) error { return tx.Delete(bolt.MetaBucket, []byte(appliedKey)) })
+	if cerr := kv.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

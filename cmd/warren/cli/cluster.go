@@ -2,6 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +17,8 @@ func newClusterCommand(opts *Options) *cobra.Command {
 		Use:   "cluster",
 		Short: "Create a cluster and look after it: init, info, join tokens",
 	}
-	cmd.AddCommand(newClusterInitCommand(opts), newClusterInfoCommand(opts), newJoinTokenCommand(opts))
+	cmd.AddCommand(newClusterInitCommand(opts), newClusterInfoCommand(opts), newJoinTokenCommand(opts),
+		newBackupCommand(opts), newRestoreCommand(opts))
 	return cmd
 }
 
@@ -51,6 +55,7 @@ func (o *Options) nodeConfig(cmd *cobra.Command, f *nodeFlags) daemon.Config {
 
 func newClusterInitCommand(opts *Options) *cobra.Command {
 	var f nodeFlags
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new cluster with this machine as its first manager, and run it",
@@ -61,7 +66,11 @@ so one machine is a working cluster. The command then runs the node in
 the foreground until it is stopped.
 
 The local administrator's certificate is written to <data-dir>/pki/admin.crt;
-the CLI uses it to talk to the cluster (warren --data-dir <data-dir> ...).`,
+the CLI uses it to talk to the cluster (warren --data-dir <data-dir> ...).
+
+With --force-new-cluster, --data-dir must hold a manager that outlived
+its quorum, or a backup unpacked by ` + "`warren cluster restore`" + `: that node
+becomes the only manager of the cluster, with all of its state.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signalContext(cmd.Context())
@@ -73,10 +82,14 @@ the CLI uses it to talk to the cluster (warren --data-dir <data-dir> ...).`,
 				fmt.Fprintf(cmd.OutOrStdout(), "Add a worker:  warren worker join --manager %s --token \"$(warren --data-dir %s cluster join-token worker -q)\"\n", f.apiAddr, opts.DataDir)
 				fmt.Fprintf(cmd.OutOrStdout(), "Add a manager: warren manager join --manager %s --token \"$(warren --data-dir %s cluster join-token manager -q)\" --api-addr HOST:PORT --advertise-addr HOST:PORT\n", f.apiAddr, opts.DataDir)
 			}
+			if force {
+				return daemon.ForceNewCluster(ctx, cfg)
+			}
 			return daemon.Init(ctx, cfg)
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().BoolVar(&force, "force-new-cluster", false, "restart the cluster from this manager alone (after a lost quorum, or a restore)")
 	return cmd
 }
 
@@ -211,3 +224,89 @@ func orNone(s string) string {
 	return s
 }
 
+func newBackupCommand(opts *Options) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "backup --output FILE.tar.gz",
+		Short: "Save a consistent copy of the cluster's state and CA, while it runs",
+		Long: `Save the cluster's state, as of one committed raft entry and holding every
+write acknowledged before the command started, with the cluster's CA
+certificate and key. Run it on a manager: the CA key comes from its
+--data-dir. The file is written with mode 0600: it holds the CA key.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output == "" {
+				return fmt.Errorf("cli: cluster backup needs --output FILE.tar.gz")
+			}
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			var info *daemon.BackupInfo
+			err = writeFileAtomic(output, 0o600, func(w io.Writer) error {
+				var err error
+				info, err = daemon.WriteBackup(cmd.Context(), client, opts.DataDir, w)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Backed up cluster %s as of raft index %d to %s\n", info.ClusterID, info.AppliedIndex, output)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&output, "output", "", "`FILE` to write (a .tar.gz)")
+	return cmd
+}
+
+func newRestoreCommand(opts *Options) *cobra.Command {
+	var input string
+	cmd := &cobra.Command{
+		Use:   "restore --input FILE.tar.gz --data-dir DIR",
+		Short: "Unpack a backup into an empty data directory, ready for init --force-new-cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if input == "" {
+				return fmt.Errorf("cli: cluster restore needs --input FILE.tar.gz (from warren cluster backup)")
+			}
+			f, err := os.Open(input)
+			if err != nil {
+				return fmt.Errorf("cli: %w", err)
+			}
+			defer func() { _ = f.Close() }()
+			info, err := daemon.Restore(f, opts.DataDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Restored cluster %s as of raft index %d into %s.\nStart it with: warren cluster init --force-new-cluster --data-dir %s [--api-addr HOST:PORT --advertise-addr HOST:PORT]\n",
+				info.ClusterID, info.AppliedIndex, opts.DataDir, opts.DataDir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&input, "input", "", "backup `FILE` (a .tar.gz)")
+	return cmd
+}
+
+// writeFileAtomic writes path through fn, in full or not at all.
+func writeFileAtomic(path string, mode os.FileMode, fn func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cli: %w", err)
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	if err := tmp.Chmod(mode); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("cli: %w", err)
+	}
+	err = fn(tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
