@@ -37,14 +37,20 @@ if [ -z "$$pkgs" ]; then echo "$@: no Go packages match $(1) yet; nothing to run
 else $(GO) test $(2) $$pkgs $(3); fi
 endef
 
-.PHONY: help build test bench sim chaos integ e2e lint fmt ci clean
+.PHONY: help build demo demo-stop test bench sim chaos integ e2e lint fmt ci clean
 
 help: ## Show this list
 	@echo "Usage: make TARGET"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build bin/warren with version and commit stamped in
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/warren ./cmd/warren
+
+demo: build ## Start a 3-manager cluster on loopback, deploy a service, kill -9 the leader
+	bash scripts/demo.sh
+
+demo-stop: ## Stop the cluster `make demo` started
+	bash scripts/demo-stop.sh
 
 test: ## Run every test suite (all Ginkgo suites, via go test)
 	$(GO) test $(TEST_FLAGS) ./...

@@ -1,5 +1,5 @@
 // Package bolt is Warren's storage on BoltDB (go.etcd.io/bbolt). warren.db
-// in the data directory holds the six record buckets of the schema
+// in the data directory holds the record buckets of the schema
 // document, the index buckets of package state and a meta bucket that marks
 // the file as Warren's; commits go through a write-ahead log (warren.wal)
 // and concurrent single writes share commits (group commit). raft.db holds
