@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/warren-orchestrator/warren/backends/clock"
@@ -57,12 +58,6 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.APIAddr == "" {
-		c.APIAddr = DefaultAPIAddr
-	}
-	if c.RaftAddr == "" {
-		c.RaftAddr = DefaultRaftAddr
-	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat
 	}
@@ -79,19 +74,48 @@ func (c *Config) defaults() {
 
 // Node is a running node.
 type Node struct {
+	// Identity is the node's identity as it started.
 	Identity Identity
 	dir      string
-	mgr      *manager
+	id       *Identity // as it is now: promote and demote change it
+	cfg      Config
+	creds    *credentials
+	rt       orchestrator.Runtime
 	wrk      *worker
+
+	mu  sync.Mutex
+	mgr *manager
 }
 
 // Leader reports whether this node is a manager that leads now.
-func (n *Node) Leader() bool { return n.mgr != nil && n.mgr.node.IsLeader() }
+func (n *Node) Leader() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mgr != nil && n.mgr.node.IsLeader()
+}
+
+// Manager reports whether this node runs a manager now.
+func (n *Node) Manager() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mgr != nil
+}
+
+// managerAddrs fills in the default addresses of a manager.
+func (c *Config) managerAddrs() {
+	if c.APIAddr == "" {
+		c.APIAddr = DefaultAPIAddr
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = DefaultRaftAddr
+	}
+}
 
 // Init creates a new cluster whose first node (a manager, and by default a
 // worker too) lives in cfg.DataDir, then runs it until ctx ends.
 func Init(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	cfg.managerAddrs()
 	if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
 		return err
 	}
@@ -175,6 +199,7 @@ func ForceNewCluster(ctx context.Context, cfg Config) error {
 		cfg.Log.Warn("forcing a new cluster: this manager is now the only one", "node", id.NodeID, "cluster", id.ClusterID)
 		return run(ctx, cfg, id, creds, nil)
 	}
+	cfg.managerAddrs()
 	bi, err := loadRestoreMarker(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("%w: %s holds neither a manager nor a restored backup: pass a surviving manager's --data-dir, or run `warren cluster restore --input FILE --data-dir %s` first",
@@ -250,7 +275,19 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 	if err != nil {
 		return err
 	}
+	addr := localAddrTo(managerAddr)
 	if asManager {
+		cfg.managerAddrs()
+	} else if addr != "" {
+		// Where the worker serves if it is ever promoted.
+		if cfg.APIAddr == "" {
+			cfg.APIAddr = net.JoinHostPort(addr, "8080")
+		}
+		if cfg.RaftAddr == "" {
+			cfg.RaftAddr = net.JoinHostPort(addr, "2377")
+		}
+	}
+	if asManager || cfg.APIAddr != "" {
 		if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
 			return err
 		}
@@ -261,7 +298,7 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 	if err := checkFresh(cfg.DataDir); err != nil {
 		return err
 	}
-	req := &api.JoinRequest{Token: token, Role: api.RoleWorker, Hostname: cfg.Hostname, Addr: localAddrTo(managerAddr)}
+	req := &api.JoinRequest{Token: token, Role: api.RoleWorker, Hostname: cfg.Hostname, Addr: addr}
 	if asManager {
 		req.Role, req.APIAddr, req.RaftAddr = api.RoleManager, cfg.APIAddr, cfg.RaftAddr
 	}
@@ -294,7 +331,8 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 	if err != nil {
 		return err
 	}
-	id := &Identity{ClusterID: resp.ClusterID, NodeID: resp.NodeID, Manager: asManager, Worker: !asManager || !cfg.NoWorker}
+	id := &Identity{ClusterID: resp.ClusterID, NodeID: resp.NodeID, Manager: asManager, Worker: !asManager || !cfg.NoWorker,
+		APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
 	for _, m := range resp.Managers {
 		id.Managers = append(id.Managers, m.APIAddr)
 	}
@@ -304,7 +342,6 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 	creds := &credentials{ca: ca, cert: cert}
 	var first func(*manager) error
 	if asManager {
-		id.APIAddr, id.RaftAddr = cfg.APIAddr, cfg.RaftAddr
 		first = func(m *manager) error {
 			client, err := newClient(id.Managers, creds)
 			if err != nil {
@@ -341,41 +378,19 @@ func Start(ctx context.Context, cfg Config) error {
 func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, first func(*manager) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	n := &Node{Identity: *id, dir: cfg.DataDir}
-	managers := id.Managers
+	n := &Node{Identity: *id, dir: cfg.DataDir, id: id, cfg: cfg, creds: creds}
+	defer n.stopManager()
 	if id.Manager {
-		m, err := openManager(ctx, cfg.DataDir, id, creds, managerConfig{Timing: cfg.Timing, Dispatcher: cfg.Dispatcher, Log: cfg.Log, ForceNewCluster: cfg.forceNewCluster})
-		if err != nil {
+		if err := n.startManager(ctx, first); err != nil {
 			return err
 		}
-		defer func() {
-			if err := m.close(); err != nil {
-				cfg.Log.Warn("closing raft", "err", err)
-			}
-		}()
-		if err := m.serve(); err != nil {
-			return err
-		}
-		if first != nil {
-			if err := first(m); err != nil {
-				return err
-			}
-		}
-		n.mgr = m
-		// A manager's own API first: its worker half talks to the
-		// leader through it like any other client.
-		managers = append([]string{id.APIAddr}, managers...)
 	}
-	client, err := newClient(managers, creds)
+	client, err := newClient(n.managers(), creds)
 	if err != nil {
 		return err
 	}
-	rt := cfg.Runtime
-	if rt == nil && id.Worker {
-		cfg.Log.Warn("runtime: simulated (in-memory) containers; nothing is really run until the containerd runtime lands")
-		rt = fake.NewRuntime(clock.Wall{}, fake.Knobs{})
-	}
-	n.wrk = newWorker(cfg.DataDir, id, client, rt, cfg.Heartbeat, cfg.Log.With("part", "worker"))
+	n.wrk = newWorker(cfg.DataDir, id, client, n.runtime(), cfg.Heartbeat, cfg.Log.With("part", "worker"))
+	n.wrk.roles = n
 	if cfg.Ready != nil {
 		cfg.Ready(n)
 	}
@@ -384,6 +399,145 @@ func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, firs
 		return fmt.Errorf("daemon: %w", err)
 	}
 	return err
+}
+
+// runtime is the worker's runtime, made on first use.
+func (n *Node) runtime() orchestrator.Runtime {
+	if n.rt == nil && n.id.Worker {
+		n.rt = n.cfg.Runtime
+		if n.rt == nil {
+			n.cfg.Log.Warn("runtime: simulated (in-memory) containers; nothing is really run until the containerd runtime lands")
+			n.rt = fake.NewRuntime(clock.Wall{}, fake.Knobs{})
+		}
+	}
+	return n.rt
+}
+
+// managers are the API addresses the worker half talks to: a manager's
+// own first, like any other client of it.
+func (n *Node) managers() []string {
+	if n.id.Manager {
+		return append([]string{n.id.APIAddr}, n.id.Managers...)
+	}
+	return n.id.Managers
+}
+
+func (n *Node) startManager(ctx context.Context, first func(*manager) error) error {
+	m, err := openManager(ctx, n.dir, n.id, n.creds, managerConfig{
+		Timing: n.cfg.Timing, Dispatcher: n.cfg.Dispatcher, Log: n.cfg.Log, ForceNewCluster: n.cfg.forceNewCluster,
+	})
+	if err != nil {
+		return err
+	}
+	err = m.serve()
+	if err == nil && first != nil {
+		err = first(m)
+	}
+	if err != nil {
+		_ = m.close()
+		return err
+	}
+	n.mu.Lock()
+	n.mgr = m
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *Node) stopManager() {
+	n.mu.Lock()
+	m := n.mgr
+	n.mgr = nil
+	n.mu.Unlock()
+	if m != nil {
+		if err := m.close(); err != nil {
+			n.cfg.Log.Warn("closing raft", "err", err)
+		}
+	}
+}
+
+// credentialsFor asks the leader for this node's certificate in its new
+// role and keeps it (with the CA key for a manager, without for a worker).
+func (n *Node) credentialsFor(ctx context.Context, client *api.Client, role string) error {
+	resp, err := client.Certificate(ctx, n.id.NodeID)
+	if err != nil {
+		return err
+	}
+	ca, err := pki.ParseCA(resp.CACert, resp.CAKey)
+	if err != nil {
+		return err
+	}
+	cert, err := pki.ParseCert(resp.Cert, resp.Key)
+	if err != nil {
+		return err
+	}
+	if cert.Role() != role {
+		return fmt.Errorf("daemon: the leader issued a %q certificate, not %q: the role changed again; the next heartbeat retries", cert.Role(), role)
+	}
+	dir := pkiDir(n.dir)
+	if role == api.RoleManager {
+		err = ca.Save(dir)
+	} else {
+		err = os.Remove(filepath.Join(dir, pki.CAKeyFile))
+		if errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+	}
+	if err == nil {
+		err = cert.Save(dir, NodeCertName)
+	}
+	if err != nil {
+		return err
+	}
+	n.creds = &credentials{ca: ca, cert: cert}
+	return nil
+}
+
+// promote starts this node's manager half: `warren node promote` made it
+// a manager in the state.
+func (n *Node) promote(ctx context.Context, client *api.Client) (*api.Client, error) {
+	if err := checkAddrs(n.id.APIAddr, n.id.RaftAddr); err != nil {
+		return nil, fmt.Errorf("%w: this node cannot serve as a manager: join it with --api-addr and --advertise-addr", err)
+	}
+	if err := n.credentialsFor(ctx, client, api.RoleManager); err != nil {
+		return nil, err
+	}
+	n.id.Manager = true
+	err := n.startManager(ctx, func(m *manager) error {
+		c, err := newClient(n.id.Managers, n.creds)
+		if err != nil {
+			return err
+		}
+		return c.AddManager(ctx, &api.AddManagerRequest{NodeID: n.id.NodeID, RaftAddr: n.id.RaftAddr, APIAddr: n.id.APIAddr})
+	})
+	if err != nil {
+		n.id.Manager = false
+		return nil, fmt.Errorf("daemon: promotion: %w", err)
+	}
+	if err := n.id.save(n.dir); err != nil {
+		return nil, err
+	}
+	n.cfg.Log.Info("promoted: this node is a manager now", "api", n.id.APIAddr, "raft", n.id.RaftAddr)
+	return newClient(n.managers(), n.creds)
+}
+
+// demote stops this node's manager half: the leader took it out of raft.
+// A worker keeps no replicated state, so the manager's files go.
+func (n *Node) demote(ctx context.Context, client *api.Client) (*api.Client, error) {
+	n.stopManager()
+	if err := n.credentialsFor(ctx, client, api.RoleWorker); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"warren.db", "warren.wal", "raft.db", "snapshots"} {
+		if err := os.RemoveAll(filepath.Join(n.dir, name)); err != nil {
+			return nil, fmt.Errorf("daemon: demotion: %w", err)
+		}
+	}
+	n.id.Manager, n.id.Worker = false, true
+	if err := n.id.save(n.dir); err != nil {
+		return nil, err
+	}
+	n.cfg.Log.Info("demoted: this node is a worker now")
+	return newClient(n.managers(), n.creds)
 }
 
 func newClient(managers []string, creds *credentials) (*api.Client, error) {

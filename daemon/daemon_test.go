@@ -18,6 +18,7 @@ import (
 	"github.com/warren-orchestrator/warren/daemon"
 	"github.com/warren-orchestrator/warren/orchestrator/api"
 	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
@@ -164,6 +165,13 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 		}, 10*time.Second, 50*time.Millisecond).Should(Equal([]types.ContainerState{types.ContainerRunning}))
 	})
 
+	It("refuses to demote the only manager", func() {
+		c := admin(first.cfg.DataDir, first.cfg.APIAddr)
+		err := c.DemoteNode(ctx, first.node.Identity.NodeID)
+		Expect(err).To(MatchError(fsm.ErrInUse))
+		Expect(err.Error()).To(ContainSubstring("only manager"))
+	})
+
 	It("refuses a second init on a used data directory, changing nothing", func() {
 		before, err := os.ReadFile(filepath.Join(first.cfg.DataDir, daemon.IdentityFile))
 		Expect(err).NotTo(HaveOccurred())
@@ -298,6 +306,57 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 			list, err := sc.ListServices(ctx, false)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(list).To(HaveLen(4))
+		})
+
+		It("promotes a worker to manager and demotes managers, the leader included", func() {
+			w := procs[3]
+			id := w.node.Identity.NodeID
+			Expect(c.PromoteNode(ctx, id)).To(Succeed())
+			Eventually(w.node.Manager, 10*time.Second, 50*time.Millisecond).Should(BeTrue())
+			all := admin(first.cfg.DataDir, procs[0].cfg.APIAddr, procs[1].cfg.APIAddr, procs[2].cfg.APIAddr, w.cfg.APIAddr)
+			voters := func() []string {
+				info, err := all.Cluster(ctx)
+				Expect(err).NotTo(HaveOccurred())
+				var ids []string
+				for _, m := range info.Managers {
+					if m.Voter && m.Reachable {
+						ids = append(ids, m.ID)
+					}
+				}
+				return ids
+			}
+			Eventually(voters, 10*time.Second, 50*time.Millisecond).Should(ContainElement(id))
+			Expect(voters()).To(HaveLen(4))
+			// The promoted node takes writes like any manager.
+			_, err := admin(first.cfg.DataDir, w.cfg.APIAddr).CreateService(ctx, service("via-promoted"))
+			Expect(err).NotTo(HaveOccurred())
+
+			follower := procs[1]
+			if follower.node.Leader() {
+				follower = procs[2]
+			}
+			Expect(all.DemoteNode(ctx, follower.node.Identity.NodeID)).To(Succeed())
+			Eventually(follower.node.Manager, 10*time.Second, 50*time.Millisecond).Should(BeFalse())
+			Expect(voters()).NotTo(ContainElement(follower.node.Identity.NodeID))
+			Eventually(func() bool {
+				_, err := os.Stat(filepath.Join(follower.cfg.DataDir, "raft.db"))
+				return os.IsNotExist(err)
+			}, 10*time.Second, 50*time.Millisecond).Should(BeTrue(), "a demoted manager keeps no raft log")
+
+			var leader *proc
+			for _, p := range procs {
+				if p.node.Leader() {
+					leader = p
+				}
+			}
+			Expect(leader).NotTo(BeNil())
+			Expect(all.DemoteNode(ctx, leader.node.Identity.NodeID)).To(Succeed())
+			Eventually(leader.node.Manager, 10*time.Second, 50*time.Millisecond).Should(BeFalse())
+			Eventually(func() int { return len(voters()) }, 10*time.Second, 50*time.Millisecond).Should(Equal(2))
+			n, err := all.GetNode(ctx, leader.node.Identity.NodeID)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(n.Role).To(Equal(types.RoleWorker))
+			Eventually(statusOf(all, leader.node.Identity.NodeID), 10*time.Second, 50*time.Millisecond).Should(Equal(types.NodeReady))
 		})
 
 		It("rotates a join token: the old one stops working", func() {

@@ -328,7 +328,7 @@ func (m *manager) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResp
 }
 
 // AddManager implements api.Backend.
-func (m *manager) AddManager(_ context.Context, req *api.AddManagerRequest) error {
+func (m *manager) AddManager(ctx context.Context, req *api.AddManagerRequest) error {
 	if !m.node.IsLeader() {
 		return m.notLeader()
 	}
@@ -341,6 +341,13 @@ func (m *manager) AddManager(_ context.Context, req *api.AddManagerRequest) erro
 	}
 	if err := m.node.AddVoter(req.NodeID, req.RaftAddr); err != nil {
 		return m.raftError(err)
+	}
+	if req.APIAddr != "" && req.APIAddr != n.Address {
+		// A promoted worker: clients reach it at its API address now.
+		n.Address = req.APIAddr
+		if err := m.Apply(ctx, &fsm.UpdateNode{Node: n}); err != nil {
+			return err
+		}
 	}
 	m.log.Info("manager added to raft", "node", req.NodeID, "raft_addr", req.RaftAddr)
 	return nil
@@ -386,10 +393,8 @@ func (m *manager) Heartbeat(ctx context.Context, nodeID string, req *api.Heartbe
 	if !m.node.IsLeader() {
 		return nil, m.notLeader()
 	}
-	if _, err := m.node.Store().GetNode(nodeID); err != nil {
-		if errors.Is(err, state.ErrNotFound) {
-			return nil, fmt.Errorf("%w: node %s is not a member: it was removed; wipe its data directory and join again with a token", api.ErrRemoved, nodeID)
-		}
+	node, err := m.member(nodeID)
+	if err != nil {
 		return nil, err
 	}
 	// The reports are proposed by the leader; bound the wait so that a
@@ -403,7 +408,96 @@ func (m *manager) Heartbeat(ctx context.Context, nodeID string, req *api.Heartbe
 	if err != nil {
 		return nil, err
 	}
-	return &api.HeartbeatResponse{Assignments: as, Committed: sent, Managers: m.managerList()}, nil
+	return &api.HeartbeatResponse{Role: string(node.Role), Assignments: as, Committed: sent, Managers: m.managerList()}, nil
+}
+
+// member is a node of the cluster, or ErrRemoved.
+func (m *manager) member(id string) (*types.Node, error) {
+	n, err := m.node.Store().GetNode(id)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, fmt.Errorf("%w: node %s is not a member: it was removed; wipe its data directory and join again with a token", api.ErrRemoved, id)
+	}
+	return n, err
+}
+
+// SetRole implements api.Backend.
+func (m *manager) SetRole(ctx context.Context, id, role string) error {
+	if !m.node.IsLeader() {
+		return m.notLeader()
+	}
+	n, err := m.node.Store().GetNode(id)
+	if err != nil {
+		return err
+	}
+	if string(n.Role) == role {
+		return fmt.Errorf("%w: node %s is a %s already", fsm.ErrConflict, id, role)
+	}
+	if role == api.RoleWorker {
+		members, err := m.node.Members()
+		if err != nil {
+			return err
+		}
+		voters := 0
+		in := false
+		for _, mem := range members {
+			if mem.Voter {
+				voters++
+			}
+			in = in || mem.ID == id
+		}
+		if in && voters == 1 {
+			return fmt.Errorf("%w: node %s is the cluster's only manager: promote another node first", fsm.ErrInUse, id)
+		}
+		if id == m.id.NodeID {
+			// The leader cannot remove itself and go on answering: it
+			// hands the lead over, and the client's retry reaches the
+			// new leader, which demotes this node.
+			if err := m.node.TransferLeadership(); err != nil {
+				return m.raftError(err)
+			}
+			return fmt.Errorf("%w: node %s led; the lead has moved to another manager, which will demote it", api.ErrNoLeader, id)
+		}
+		if in {
+			if err := m.node.RemoveServer(id); err != nil {
+				return m.raftError(err)
+			}
+		}
+	}
+	n.Role = types.NodeRole(role)
+	if err := m.Apply(ctx, &fsm.UpdateNode{Node: n}); err != nil {
+		return err
+	}
+	m.log.Info("node role changed", "node", id, "role", role)
+	return nil
+}
+
+// Certificate implements api.Backend.
+func (m *manager) Certificate(_ context.Context, nodeID string) (*api.JoinResponse, error) {
+	if !m.node.IsLeader() {
+		return nil, m.notLeader()
+	}
+	n, err := m.member(nodeID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := m.node.Store().GetCluster()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := m.creds.ca.Issue(pki.Request{CommonName: nodeID, Role: string(n.Role), IPs: certIPs(n.Address)}, m.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	resp := &api.JoinResponse{NodeID: nodeID, ClusterID: c.ID, CACert: m.creds.ca.CertPEM(), Managers: m.managerList()}
+	if resp.Cert, resp.Key, err = cert.PEM(); err != nil {
+		return nil, err
+	}
+	if n.Role == types.RoleManager {
+		if resp.CAKey, err = m.creds.ca.KeyPEM(); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
 }
 
 // RemoveNode implements api.Backend.

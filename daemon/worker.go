@@ -22,6 +22,7 @@ const DefaultHeartbeat = time.Second
 // still beats, with no agent, so the cluster sees it up.
 type worker struct {
 	id     *Identity
+	roles  roles // nil: the node never changes role
 	dir    string
 	client *api.Client
 	agent  *agent.Agent // nil on a manager that runs no tasks
@@ -35,6 +36,14 @@ func newWorker(dir string, id *Identity, client *api.Client, rt orchestrator.Run
 		w.agent = agent.New(id.NodeID, rt)
 	}
 	return w
+}
+
+// roles switches the node's manager half on and off when the leader says
+// its role changed; each returns the client to use from then on.
+type roles interface {
+	promote(ctx context.Context, c *api.Client) (*api.Client, error)
+	demote(ctx context.Context, c *api.Client) (*api.Client, error)
+	runtime() orchestrator.Runtime
 }
 
 // run beats until ctx ends, or returns the error that stops the node for
@@ -78,7 +87,30 @@ func (w *worker) beat(ctx context.Context, assigned []agent.Assignment) ([]agent
 		w.agent.Sent(resp.Committed)
 	}
 	w.learnManagers(resp.Managers)
+	w.followRole(ctx, resp.Role)
 	return resp.Assignments, nil
+}
+
+// followRole promotes or demotes the node when its role in the state
+// differs from what it runs; a failure is retried on the next beat.
+func (w *worker) followRole(ctx context.Context, role string) {
+	if w.roles == nil || role == "" || (role == api.RoleManager) == w.id.Manager {
+		return
+	}
+	change := w.roles.promote
+	if role == api.RoleWorker {
+		change = w.roles.demote
+	}
+	c, err := change(ctx, w.client)
+	if err != nil {
+		w.log.Warn("could not change role; retrying on the next heartbeat", "to", role, "err", err)
+		return
+	}
+	w.client = c
+	if w.agent == nil && w.id.Worker {
+		// A manager that ran no tasks, demoted, becomes a worker.
+		w.agent = agent.New(w.id.NodeID, w.roles.runtime())
+	}
 }
 
 // learnManagers keeps the client's list, and node.json's, in step with the

@@ -207,6 +207,15 @@ func (n *Node) AddVoter(id, addr string) error {
 	return nil
 }
 
+// TransferLeadership hands the lead to another voter and waits until it
+// has it. Leader only.
+func (n *Node) TransferLeadership() error {
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return n.writeError(err)
+	}
+	return nil
+}
+
 // RemoveServer removes the manager id from the cluster. Leader only.
 func (n *Node) RemoveServer(id string) error {
 	if err := n.raft.RemoveServer(hraft.ServerID(id), 0, n.timing.Apply).Error(); err != nil {

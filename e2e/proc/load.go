@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warren-orchestrator/warren/orchestrator/api"
@@ -75,6 +76,8 @@ type Load struct {
 	wg      sync.WaitGroup
 	clients []*api.Client
 
+	inFlight atomic.Int64 // writes sent and not yet answered
+
 	mu      sync.Mutex
 	writes  []Write       // in the order their answers came
 	changed chan struct{} // closed and replaced at each answer
@@ -104,9 +107,13 @@ func (c *Cluster) StartLoad(ctx context.Context, prefix string, pace time.Durati
 
 func (l *Load) write(ctx context.Context, client *api.Client, via *Manager, prefix string, pace time.Duration) {
 	for seq := 0; ; seq++ {
-		w := Write{Name: fmt.Sprintf("%s-%s-%05d", prefix, via.Name, seq), Via: via, Start: time.Now()}
-		_, w.Err = client.CreateService(ctx, Service(w.Name))
+		w := Write{Name: fmt.Sprintf("%s-%s-%05d", prefix, via.Name, seq), Via: via}
+		svc := Service(w.Name)
+		l.inFlight.Add(1)
+		w.Start = time.Now()
+		_, w.Err = client.CreateService(ctx, svc)
 		w.End = time.Now()
+		l.inFlight.Add(-1)
 		if ctx.Err() != nil {
 			return // aborted: the answer says nothing about the cluster
 		}
@@ -160,6 +167,21 @@ func (l *Load) Await(ctx context.Context, n int, ok func(Write) bool) ([]Write, 
 			return match, fmt.Errorf("proc: %d of the %d writes awaited: %w", len(match), n, ctx.Err())
 		}
 	}
+}
+
+// AwaitInFlight waits until at least n writes are being sent or awaiting
+// their answers, polling every poll: a kill then lands mid-write. The
+// count is the writers' own, so a write may just have been answered when
+// this returns; the caller's kill is as close as polling gets.
+func (l *Load) AwaitInFlight(ctx context.Context, n int, poll time.Duration) error {
+	for l.inFlight.Load() < int64(n) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("proc: never %d writes in flight at once: %w", n, ctx.Err())
+		case <-time.After(poll):
+		}
+	}
+	return nil
 }
 
 // Stop lets each writer finish the write it is sending, stops them, and

@@ -173,6 +173,9 @@ type JoinResponse struct {
 type AddManagerRequest struct {
 	NodeID   string `json:"node_id"`
 	RaftAddr string `json:"raft_addr"`
+	// APIAddr, when set, becomes the node's address in the state: a
+	// promoted worker serves the API from now on.
+	APIAddr string `json:"api_addr,omitempty"`
 }
 
 // JoinToken is GET /v1/cluster/join-token/{role}, and the answer to
@@ -192,6 +195,9 @@ type HeartbeatRequest struct {
 // statuses of the request that are now committed (the worker marks those
 // as sent), and the managers it can fail over to.
 type HeartbeatResponse struct {
+	// Role is the node's role in the state: a node whose role changed
+	// (warren node promote|demote) starts or stops its manager half.
+	Role        string             `json:"role"`
 	Assignments []agent.Assignment `json:"assignments"`
 	Committed   []fsm.TaskStatus   `json:"committed,omitempty"`
 	Managers    []Manager          `json:"managers"`
@@ -246,6 +252,14 @@ type Backend interface {
 	// Heartbeat records that a node is alive, commits its task reports and
 	// returns its work. Leader only.
 	Heartbeat(ctx context.Context, nodeID string, req *HeartbeatRequest) (*HeartbeatResponse, error)
+	// SetRole makes a worker a manager (RoleManager) or a manager a worker
+	// (RoleWorker): the state's record changes, a demoted manager leaves
+	// raft first, and the node follows on its next heartbeat. Leader only.
+	SetRole(ctx context.Context, id, role string) error
+	// Certificate issues the node a certificate for its current role (and
+	// the CA key to a manager): how a promoted or demoted node gets the
+	// credentials of its new role. Leader only.
+	Certificate(ctx context.Context, nodeID string) (*JoinResponse, error)
 	// RemoveNode removes a node from the cluster (a manager leaves raft
 	// first). Without force, a node that is up is refused. Leader only.
 	RemoveNode(ctx context.Context, id string, force bool) error

@@ -44,6 +44,8 @@ var _ = Describe("Handler authorization", func() {
 		return err
 	}
 	heartbeatN1 := func(c *api.Client) error { _, err := c.Heartbeat(ctx, "n1", &api.HeartbeatRequest{}); return err }
+	certificateN1 := func(c *api.Client) error { _, err := c.Certificate(ctx, "n1"); return err }
+	promoteN1 := func(c *api.Client) error { return c.PromoteNode(ctx, "n1") }
 	addManager := func(id string) func(*api.Client) error {
 		return func(c *api.Client) error {
 			return c.AddManager(ctx, &api.AddManagerRequest{NodeID: id, RaftAddr: "10.0.0.2:4243"})
@@ -77,6 +79,12 @@ var _ = Describe("Handler authorization", func() {
 			api.ErrForbidden, "role worker or manager"),
 		Entry("heartbeat without a certificate", "", "", heartbeatN1,
 			api.ErrUnauthorized, "without a client certificate"),
+		Entry("a certificate for the node itself", "n1", api.RoleWorker, certificateN1, nil, ""),
+		Entry("a certificate for another node", "n2", api.RoleManager, certificateN1,
+			api.ErrForbidden, "issued to node n1"),
+		Entry("a promotion by an admin", "ops", api.RoleAdmin, promoteN1, nil, ""),
+		Entry("a promotion by the node itself", "n1", api.RoleWorker, promoteN1,
+			api.ErrForbidden, "role admin"),
 		Entry("a manager adding itself", "m2", api.RoleManager, addManager("m2"), nil, ""),
 		Entry("a manager adding another", "m2", api.RoleManager, addManager("m3"),
 			api.ErrForbidden, "issued to node m3"),

@@ -160,6 +160,21 @@ var _ = Describe("Client", func() {
 			Expect(err).To(MatchError(types.ErrInvalid))
 		})
 
+		It("promotes and demotes a node, and issues it a certificate for its role", func() {
+			Expect(admin.PromoteNode(ctx, "n1")).To(Succeed())
+			stored, _ := b.store.GetNode("n1")
+			Expect(stored.Role).To(Equal(types.RoleManager))
+			Expect(admin.PromoteNode(ctx, "n1")).To(MatchError(fsm.ErrConflict))
+			Expect(admin.DemoteNode(ctx, "n1")).To(Succeed())
+			stored, _ = b.store.GetNode("n1")
+			Expect(stored.Role).To(Equal(types.RoleWorker))
+			Expect(admin.DemoteNode(ctx, "nobody")).To(MatchError(state.ErrNotFound))
+			cert := ca.issue("n1", api.RoleWorker)
+			resp, err := newClient(ca.clientTLS(&cert), waited, srv.addr()).Certificate(ctx, "n1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(resp.Cert)).To(Equal("cert-worker"))
+		})
+
 		It("removes a node that is up only with force", func() {
 			err := admin.RemoveNode(ctx, "n1", false)
 			Expect(err).To(MatchError(fsm.ErrConflict))

@@ -328,6 +328,32 @@ func (b *fakeBackend) RemoveNode(ctx context.Context, id string, force bool) err
 	return b.store.DeleteNode(id)
 }
 
+func (b *fakeBackend) SetRole(ctx context.Context, id, role string) error {
+	if err := b.gate(); err != nil {
+		return err
+	}
+	n, err := b.store.GetNode(id)
+	if err != nil {
+		return err
+	}
+	if string(n.Role) == role {
+		return fmt.Errorf("fake: %w: node %s is a %s already", fsm.ErrConflict, id, role)
+	}
+	n.Role = types.NodeRole(role)
+	return b.Apply(ctx, &fsm.UpdateNode{Node: n})
+}
+
+func (b *fakeBackend) Certificate(_ context.Context, nodeID string) (*api.JoinResponse, error) {
+	if err := b.gate(); err != nil {
+		return nil, err
+	}
+	n, err := b.store.GetNode(nodeID)
+	if err != nil {
+		return nil, err
+	}
+	return &api.JoinResponse{NodeID: n.ID, ClusterID: "cluster-1", CACert: []byte("ca"), Cert: []byte("cert-" + string(n.Role)), Key: []byte("key")}, nil
+}
+
 func (b *fakeBackend) Events(ctx context.Context, fn func(api.Event) error) error {
 	ch := make(chan api.Event, 100)
 	b.set(func(b *fakeBackend) { b.subs = append(b.subs, ch) })

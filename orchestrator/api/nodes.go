@@ -132,6 +132,28 @@ func (h *handler) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	return reply(w, http.StatusOK, resp)
 }
 
+func (h *handler) setRole(role string) endpoint {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		n, err := h.resolveNode(r)
+		if err != nil {
+			return err
+		}
+		if err := h.Backend.SetRole(r.Context(), n.ID, role); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+func (h *handler) certificate(w http.ResponseWriter, r *http.Request) error {
+	resp, err := h.Backend.Certificate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, resp)
+}
+
 func (h *handler) listContainers(w http.ResponseWriter, r *http.Request) error {
 	service, node := r.URL.Query().Get("service"), r.URL.Query().Get("node")
 	tasks, err := read(h, r, func(rd state.Reader) ([]*types.Container, error) {
@@ -202,6 +224,24 @@ func (c *Client) RemoveNode(ctx context.Context, key string, force bool) error {
 func (c *Client) Heartbeat(ctx context.Context, nodeID string, req *HeartbeatRequest) (*HeartbeatResponse, error) {
 	// Retry-safe: a report applied twice changes nothing the second time.
 	return fetch[*HeartbeatResponse](ctx, c, send(http.MethodPost, Prefix+"/nodes/"+url.PathEscape(nodeID)+"/heartbeat", req, true))
+}
+
+// PromoteNode makes the worker with ID or hostname key a manager; the node
+// starts its manager half on its next heartbeat.
+func (c *Client) PromoteNode(ctx context.Context, key string) error {
+	return c.exchange(ctx, send(http.MethodPost, Prefix+"/nodes/"+url.PathEscape(key)+"/promote", nil, true), nil)
+}
+
+// DemoteNode makes the manager with ID or hostname key a worker: it
+// leaves raft, then stops its manager half on its next heartbeat.
+func (c *Client) DemoteNode(ctx context.Context, key string) error {
+	return c.exchange(ctx, send(http.MethodPost, Prefix+"/nodes/"+url.PathEscape(key)+"/demote", nil, true), nil)
+}
+
+// Certificate asks for a certificate for nodeID's current role.
+func (c *Client) Certificate(ctx context.Context, nodeID string) (*JoinResponse, error) {
+	// Retry-safe: a second certificate replaces the first; both are valid.
+	return fetch[*JoinResponse](ctx, c, send(http.MethodPost, Prefix+"/nodes/"+url.PathEscape(nodeID)+"/certificate", nil, true))
 }
 
 // ListContainers lists the tasks, of one service and on one node when

@@ -130,6 +130,9 @@ func newJoinCommand(opts *Options, role string) *cobra.Command {
 	join.Flags().StringVar(&token, "token", "", "join `token` from `warren cluster join-token "+role+"`")
 	if role == api.RoleManager {
 		f.add(join)
+	} else {
+		join.Flags().StringVar(&f.apiAddr, "api-addr", "", "`host:port` to serve the API on if this node is promoted (default: its address toward --manager, port 8080)")
+		join.Flags().StringVar(&f.raftAddr, "advertise-addr", "", "`host:port` for raft if this node is promoted (default: its address toward --manager, port 2377)")
 	}
 	cmd.AddCommand(join)
 	return cmd

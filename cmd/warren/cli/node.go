@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -134,8 +135,36 @@ func newNodeCommand(opts *Options) *cobra.Command {
 	}
 	rm.Flags().BoolVar(&force, "force", false, "remove the node even though it is up")
 
-	cmd.AddCommand(ls, inspect, update, rm)
+	promote := &cobra.Command{
+		Use:   "promote NODE...",
+		Short: "Make workers managers: each starts raft and the API on its next heartbeat",
+		Args:  cobra.MinimumNArgs(1),
+		RunE:  roleChange(opts, (*api.Client).PromoteNode),
+	}
+	demote := &cobra.Command{
+		Use:   "demote NODE...",
+		Short: "Make managers workers: each leaves raft at once, and stops its manager half",
+		Args:  cobra.MinimumNArgs(1),
+		RunE:  roleChange(opts, (*api.Client).DemoteNode),
+	}
+	cmd.AddCommand(ls, inspect, update, rm, promote, demote)
 	return cmd
+}
+
+func roleChange(opts *Options, change func(*api.Client, context.Context, string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		client, err := newAPIClient(opts)
+		if err != nil {
+			return err
+		}
+		for _, a := range args {
+			if err := change(client, cmd.Context(), a); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), a)
+		}
+		return nil
+	}
 }
 
 func formatTime(t time.Time) string {
