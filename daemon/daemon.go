@@ -46,6 +46,9 @@ type Config struct {
 	Runtime orchestrator.Runtime
 	// Heartbeat is how often the node reports (DefaultHeartbeat when 0).
 	Heartbeat time.Duration
+	// CertValidity is how long node certificates last (90 days when 0);
+	// nodes renew theirs once a third of it is left.
+	CertValidity time.Duration
 	// Timing of raft and Dispatcher liveness; defaults when zero.
 	Timing     wraft.Timing
 	Dispatcher dispatcher.Config
@@ -135,7 +138,7 @@ func Init(ctx context.Context, cfg Config) error {
 	if err := ca.Save(pkiDir(cfg.DataDir)); err != nil {
 		return err
 	}
-	cert, err := issueManager(ca, cfg.DataDir, id, cfg.Hostname, now)
+	cert, err := issueManager(ca, cfg.DataDir, id, cfg.Hostname, cfg.CertValidity, now)
 	if err != nil {
 		return err
 	}
@@ -154,7 +157,7 @@ func Init(ctx context.Context, cfg Config) error {
 		// node.json goes last: with it, the directory holds a whole node.
 		return bootstrapAlone(ctx, m, cfg.DataDir, id, &fsm.SetCluster{Cluster: cluster}, &fsm.RegisterNode{Node: self})
 	}
-	creds := &credentials{ca: ca, cert: cert}
+	creds := newCredentials(ca, cert)
 	cfg.Log.Info("new cluster", "cluster", clusterID, "node", nodeID, "api", cfg.APIAddr, "raft", cfg.RaftAddr)
 	return run(ctx, cfg, id, creds, first)
 }
@@ -215,7 +218,7 @@ func ForceNewCluster(ctx context.Context, cfg Config) error {
 	}
 	now := time.Now()
 	id := &Identity{ClusterID: bi.ClusterID, NodeID: api.NewID(), Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
-	cert, err := issueManager(ca, cfg.DataDir, id, cfg.Hostname, now)
+	cert, err := issueManager(ca, cfg.DataDir, id, cfg.Hostname, cfg.CertValidity, now)
 	if err != nil {
 		return err
 	}
@@ -227,13 +230,13 @@ func ForceNewCluster(ctx context.Context, cfg Config) error {
 		return os.Remove(filepath.Join(cfg.DataDir, restoreMarker))
 	}
 	cfg.Log.Warn("restored cluster starts with this manager alone", "cluster", bi.ClusterID, "node", id.NodeID, "backup_index", bi.AppliedIndex)
-	return run(ctx, cfg, id, &credentials{ca: ca, cert: cert}, first)
+	return run(ctx, cfg, id, newCredentials(ca, cert), first)
 }
 
 // issueManager issues a manager's certificate and, for the local
 // administrator, an admin certificate, and saves both.
-func issueManager(ca *pki.CA, dataDir string, id *Identity, hostname string, now time.Time) (*pki.Cert, error) {
-	cert, err := ca.Issue(pki.Request{CommonName: id.NodeID, Role: pki.RoleManager, IPs: certIPs(id.APIAddr, id.RaftAddr)}, now)
+func issueManager(ca *pki.CA, dataDir string, id *Identity, hostname string, validity time.Duration, now time.Time) (*pki.Cert, error) {
+	cert, err := ca.Issue(pki.Request{CommonName: id.NodeID, Role: pki.RoleManager, IPs: certIPs(id.APIAddr, id.RaftAddr), ValidFor: validity}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +342,7 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 	if len(id.Managers) == 0 {
 		id.Managers = []string{managerAddr}
 	}
-	creds := &credentials{ca: ca, cert: cert}
+	creds := newCredentials(ca, cert)
 	var first func(*manager) error
 	if asManager {
 		first = func(m *manager) error {
@@ -425,6 +428,7 @@ func (n *Node) managers() []string {
 func (n *Node) startManager(ctx context.Context, first func(*manager) error) error {
 	m, err := openManager(ctx, n.dir, n.id, n.creds, managerConfig{
 		Timing: n.cfg.Timing, Dispatcher: n.cfg.Dispatcher, Log: n.cfg.Log, ForceNewCluster: n.cfg.forceNewCluster,
+		CertValidity: n.cfg.CertValidity,
 	})
 	if err != nil {
 		return err
@@ -488,7 +492,23 @@ func (n *Node) credentialsFor(ctx context.Context, client *api.Client, role stri
 	if err != nil {
 		return err
 	}
-	n.creds = &credentials{ca: ca, cert: cert}
+	n.creds.ca = ca
+	n.creds.cert.Store(cert)
+	return nil
+}
+
+// renew replaces the node's certificate once a third of its validity is
+// left, as the heartbeat finds it: TLS configs read the new one on their
+// next handshake.
+func (n *Node) renew(ctx context.Context, client *api.Client, now time.Time) error {
+	cur := n.creds.current()
+	if !cur.NeedsRenewal(now) {
+		return nil
+	}
+	if err := n.credentialsFor(ctx, client, cur.Role()); err != nil {
+		return fmt.Errorf("daemon: renew the node certificate (valid until %s): %w", cur.Leaf.NotAfter.Format(time.RFC3339), err)
+	}
+	n.cfg.Log.Info("node certificate renewed", "until", n.creds.current().Leaf.NotAfter.Format(time.RFC3339))
 	return nil
 }
 
@@ -543,7 +563,7 @@ func (n *Node) demote(ctx context.Context, client *api.Client) (*api.Client, err
 func newClient(managers []string, creds *credentials) (*api.Client, error) {
 	return api.NewClient(api.ClientConfig{
 		Managers: managers,
-		TLS:      pki.ClientConfig(creds.ca.Pool(), creds.cert),
+		TLS:      pki.ClientConfig(creds.ca.Pool(), nil, pki.Current(creds.current)),
 		Wait:     clock.Wall{}.Wait,
 	})
 }

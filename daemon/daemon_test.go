@@ -165,6 +165,34 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 		}, 10*time.Second, 50*time.Millisecond).Should(Equal([]types.ContainerState{types.ContainerRunning}))
 	})
 
+	It("renews node certificates before they expire, and keeps working past the first ones' end", func() {
+		cfg := nodeConfig(filepath.Join(root, "short"))
+		cfg.CertValidity = 3 * time.Second
+		mustLaunch(cfg, daemon.Init)
+		c := admin(cfg.DataDir, cfg.APIAddr)
+		wcfg := nodeConfig(filepath.Join(root, "short-worker"))
+		wcfg.CertValidity = cfg.CertValidity
+		w := mustLaunch(wcfg, joiner(cfg.APIAddr, token(c, "worker"), false))
+		notAfter := func(dir string) func() time.Time {
+			return func() time.Time {
+				cert, err := pki.LoadCert(filepath.Join(dir, daemon.PKIDir), daemon.NodeCertName)
+				Expect(err).NotTo(HaveOccurred())
+				return cert.Leaf.NotAfter
+			}
+		}
+		firstEnd := notAfter(cfg.DataDir)()
+		workerEnd := notAfter(wcfg.DataDir)()
+		time.Sleep(time.Until(firstEnd.Add(time.Second)))
+		Expect(notAfter(cfg.DataDir)()).To(BeTemporally(">", firstEnd))
+		Expect(notAfter(wcfg.DataDir)()).To(BeTemporally(">", workerEnd))
+		// The manager's server certificate is the renewed one, or the
+		// admin client would refuse it; the worker still beats.
+		_, err := c.CreateService(ctx, service("late"))
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(statusOf(c, w.node.Identity.NodeID), 5*time.Second, 50*time.Millisecond).Should(Equal(types.NodeReady))
+		Consistently(statusOf(c, w.node.Identity.NodeID), 2*time.Second, 100*time.Millisecond).Should(Equal(types.NodeReady))
+	})
+
 	It("refuses to demote the only manager", func() {
 		c := admin(first.cfg.DataDir, first.cfg.APIAddr)
 		err := c.DemoteNode(ctx, first.node.Identity.NodeID)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/warren-orchestrator/warren/backends/pki"
 )
@@ -191,11 +192,22 @@ func certIPs(addrs ...string) []net.IP {
 
 func pkiDir(dataDir string) string { return filepath.Join(dataDir, PKIDir) }
 
-// credentials are what a node loads from pki/ to talk to the cluster.
+// credentials are what a node loads from pki/ to talk to the cluster. The
+// certificate is swapped when it is renewed or the node changes role;
+// every TLS config reads it per handshake.
 type credentials struct {
 	ca   *pki.CA // with its key on managers
-	cert *pki.Cert
+	cert atomic.Pointer[pki.Cert]
 }
+
+func newCredentials(ca *pki.CA, cert *pki.Cert) *credentials {
+	c := &credentials{ca: ca}
+	c.cert.Store(cert)
+	return c
+}
+
+// current is the node's certificate now.
+func (c *credentials) current() *pki.Cert { return c.cert.Load() }
 
 func loadCredentials(dataDir string, manager bool) (*credentials, error) {
 	dir := pkiDir(dataDir)
@@ -213,8 +225,10 @@ func loadCredentials(dataDir string, manager bool) (*credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.cert, err = pki.LoadCert(dir, NodeCertName); err != nil {
+	cert, err := pki.LoadCert(dir, NodeCertName)
+	if err != nil {
 		return nil, err
 	}
+	c.cert.Store(cert)
 	return &c, nil
 }

@@ -49,7 +49,10 @@ type manager struct {
 
 	srv      *http.Server
 	listener net.Listener
-	mu       sync.Mutex // guards ca use (Issue is safe, but keep token ops serial)
+	// certValidity is how long the certificates this manager issues last
+	// (pki.LeafValidFor when 0).
+	certValidity time.Duration
+	mu           sync.Mutex // guards ca use (Issue is safe, but keep token ops serial)
 }
 
 var _ api.Backend = (*manager)(nil)
@@ -60,11 +63,12 @@ type managerConfig struct {
 	Dispatcher      dispatcher.Config
 	Log             *slog.Logger
 	ForceNewCluster bool
+	CertValidity    time.Duration
 }
 
 // openManager starts raft and the leader loop; serve starts the API.
 func openManager(ctx context.Context, dir string, id *Identity, creds *credentials, cfg managerConfig) (*manager, error) {
-	m := &manager{id: id, dir: dir, creds: creds, clock: clock.Wall{}, log: cfg.Log, events: newEvents()}
+	m := &manager{id: id, dir: dir, creds: creds, clock: clock.Wall{}, log: cfg.Log, events: newEvents(), certValidity: cfg.CertValidity}
 	pool := creds.ca.Pool()
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
@@ -73,8 +77,8 @@ func openManager(ctx context.Context, dir string, id *Identity, creds *credentia
 		ID:              id.NodeID,
 		DataDir:         dir,
 		Bind:            id.RaftAddr,
-		ServerTLS:       pki.ServerConfig(pool, creds.cert, pki.RequireRole(pki.RoleManager)),
-		ClientTLS:       pki.ClientConfig(pool, creds.cert, pki.RequireRole(pki.RoleManager)),
+		ServerTLS:       pki.ServerConfig(pool, nil, pki.Current(creds.current), pki.RequireRole(pki.RoleManager)),
+		ClientTLS:       pki.ClientConfig(pool, nil, pki.Current(creds.current), pki.RequireRole(pki.RoleManager)),
 		Timing:          cfg.Timing,
 		LogOutput:       slogWriter{cfg.Log.With("part", "raft")},
 		ForceNewCluster: cfg.ForceNewCluster,
@@ -90,7 +94,7 @@ func openManager(ctx context.Context, dir string, id *Identity, creds *credentia
 	m.loop.node = node
 	m.probe = &http.Client{
 		Timeout:   probeTimeout,
-		Transport: &http.Transport{TLSClientConfig: pki.ClientConfig(pool, creds.cert, pki.RequireRole(pki.RoleManager))},
+		Transport: &http.Transport{TLSClientConfig: pki.ClientConfig(pool, nil, pki.Current(creds.current), pki.RequireRole(pki.RoleManager))},
 	}
 	go m.loop.run(ctx)
 	return m, nil
@@ -102,7 +106,7 @@ func (m *manager) serve() error {
 	if err != nil {
 		return fmt.Errorf("daemon: API address %s: %w: pick a free --api-addr", m.id.APIAddr, err)
 	}
-	tlsCfg := pki.ServerConfig(m.creds.ca.Pool(), m.creds.cert, pki.AllowNoClientCert(), pki.PresentCA(m.creds.ca.Cert))
+	tlsCfg := pki.ServerConfig(m.creds.ca.Pool(), nil, pki.Current(m.creds.current), pki.AllowNoClientCert(), pki.PresentCA(m.creds.ca.Cert))
 	m.listener = tls.NewListener(ln, tlsCfg)
 	m.srv = &http.Server{
 		Handler: api.NewHandler(api.HandlerConfig{
@@ -302,7 +306,7 @@ func (m *manager) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResp
 		addr = req.APIAddr
 	}
 	cert, err := m.creds.ca.Issue(pki.Request{
-		CommonName: nodeID, Role: string(role), IPs: certIPs(req.Addr, req.APIAddr, req.RaftAddr),
+		CommonName: nodeID, Role: string(role), IPs: certIPs(req.Addr, req.APIAddr, req.RaftAddr), ValidFor: m.certValidity,
 	}, m.clock.Now())
 	if err != nil {
 		return nil, err
@@ -484,7 +488,7 @@ func (m *manager) Certificate(_ context.Context, nodeID string) (*api.JoinRespon
 	if err != nil {
 		return nil, err
 	}
-	cert, err := m.creds.ca.Issue(pki.Request{CommonName: nodeID, Role: string(n.Role), IPs: certIPs(n.Address)}, m.clock.Now())
+	cert, err := m.creds.ca.Issue(pki.Request{CommonName: nodeID, Role: string(n.Role), IPs: certIPs(n.Address), ValidFor: m.certValidity}, m.clock.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,7 @@ type roles interface {
 	promote(ctx context.Context, c *api.Client) (*api.Client, error)
 	demote(ctx context.Context, c *api.Client) (*api.Client, error)
 	runtime() orchestrator.Runtime
+	renew(ctx context.Context, c *api.Client, now time.Time) error
 }
 
 // run beats until ctx ends, or returns the error that stops the node for
@@ -88,6 +89,11 @@ func (w *worker) beat(ctx context.Context, assigned []agent.Assignment) ([]agent
 	}
 	w.learnManagers(resp.Managers)
 	w.followRole(ctx, resp.Role)
+	if w.roles != nil {
+		if err := w.roles.renew(ctx, w.client, time.Now()); err != nil {
+			w.log.Warn("retrying on the next heartbeat", "err", err)
+		}
+	}
 	return resp.Assignments, nil
 }
 

@@ -17,6 +17,15 @@ type tlsOptions struct {
 	now      func() time.Time
 	optional bool              // a client may present no certificate
 	chain    *x509.Certificate // sent after the leaf
+	current  func() *Cert      // the certificate to present, read per handshake
+}
+
+// Current presents the certificate current returns at each handshake
+// instead of a fixed one, so a renewed certificate takes effect on the
+// next connection without rebuilding the config. The cert argument of
+// ServerConfig and ClientConfig is then ignored.
+func Current(current func() *Cert) Option {
+	return func(o *tlsOptions) { o.current = current }
 }
 
 // AllowNoClientCert lets a client connect without a certificate (one it
@@ -125,12 +134,19 @@ func baseConfig(pool *x509.CertPool, cert *Cert, o *tlsOptions) *tls.Config {
 		ClientCAs:  pool,
 		Time:       o.now,
 	}
-	if cert != nil {
+	present := func(cert *Cert) *tls.Certificate {
 		c := cert.TLSCertificate()
 		if o.chain != nil {
 			c.Certificate = append(c.Certificate, o.chain.Raw)
 		}
-		cfg.Certificates = []tls.Certificate{c}
+		return &c
+	}
+	switch {
+	case o.current != nil:
+		cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return present(o.current()), nil }
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return present(o.current()), nil }
+	case cert != nil:
+		cfg.Certificates = []tls.Certificate{*present(cert)}
 	}
 	return cfg
 }

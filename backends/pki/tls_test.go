@@ -203,4 +203,26 @@ var _ = Describe("TLS configs", func() {
 			Expect(res.server).To(MatchError(ContainSubstring("certificate signed by unknown authority")))
 		})
 	})
+
+	When("the certificate is read per handshake", func() {
+		It("presents whichever certificate is current on each connection", func() {
+			cur := manager1
+			server := pki.ServerConfig(ca.Pool(), nil, clock, pki.Current(func() *pki.Cert { return cur }))
+			res := handshake(pki.ClientConfig(ca.Pool(), manager2, clock), server)
+			Expect(res.client).NotTo(HaveOccurred())
+			Expect(res.clientSawCN).To(Equal("m1"))
+			cur = issue(ca, "m1-renewed", pki.RoleManager)
+			res = handshake(pki.ClientConfig(ca.Pool(), manager2, clock), server)
+			Expect(res.client).NotTo(HaveOccurred())
+			Expect(res.clientSawCN).To(Equal("m1-renewed"))
+
+			mine := worker
+			client := pki.ClientConfig(ca.Pool(), nil, clock, pki.Current(func() *pki.Cert { return mine }))
+			res = handshake(client, pki.ServerConfig(ca.Pool(), manager1, clock, pki.RequireRole(pki.RoleManager)))
+			Expect(res.server).To(MatchError(ContainSubstring(`"w1" has role "worker"`)))
+			mine = manager2
+			res = handshake(client, pki.ServerConfig(ca.Pool(), manager1, clock, pki.RequireRole(pki.RoleManager)))
+			Expect(res.server).NotTo(HaveOccurred())
+		})
+	})
 })
