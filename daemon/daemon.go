@@ -244,11 +244,10 @@ func issueManager(ca *pki.CA, dataDir string, id *Identity, hostname string, val
 	if err != nil {
 		return nil, err
 	}
-	dir := pkiDir(dataDir)
-	if err := cert.Save(dir, NodeCertName); err != nil {
+	if err := saveNodeCert(dataDir, cert); err != nil {
 		return nil, err
 	}
-	if err := admin.Save(dir, AdminCertName); err != nil {
+	if err := admin.Save(pkiDir(dataDir), AdminCertName); err != nil {
 		return nil, err
 	}
 	return cert, nil
@@ -329,7 +328,7 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 		err = ca.SaveCert(dir)
 	}
 	if err == nil {
-		err = cert.Save(dir, NodeCertName)
+		err = saveNodeCert(cfg.DataDir, cert)
 	}
 	if err != nil {
 		return err
@@ -487,12 +486,17 @@ func (n *Node) credentialsFor(ctx context.Context, client *api.Client, role stri
 		}
 	}
 	if err == nil {
-		err = cert.Save(dir, NodeCertName)
+		err = saveNodeCert(n.dir, cert)
 	}
 	if err != nil {
 		return err
 	}
-	n.creds.ca = ca
+	if n.creds.current().Role() != role {
+		// A new role: the manager half is not running (promotion) or no
+		// longer (demotion), so nothing reads the CA while it changes to
+		// the one with or without its key. A renewal keeps the CA.
+		n.creds.ca = ca
+	}
 	n.creds.cert.Store(cert)
 	return nil
 }

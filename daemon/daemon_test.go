@@ -175,7 +175,7 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 		w := mustLaunch(wcfg, joiner(cfg.APIAddr, token(c, "worker"), false))
 		notAfter := func(dir string) func() time.Time {
 			return func() time.Time {
-				cert, err := pki.LoadCert(filepath.Join(dir, daemon.PKIDir), daemon.NodeCertName)
+				cert, err := daemon.LoadNodeCert(dir)
 				Expect(err).NotTo(HaveOccurred())
 				return cert.Leaf.NotAfter
 			}

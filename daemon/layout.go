@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,10 +22,12 @@ import (
 const (
 	IdentityFile = "node.json"
 	PKIDir       = "pki"
-	// NodeCertName and AdminCertName are the pki/ names of the node's own
-	// certificate and of the local administrator's (managers made by
-	// init only).
-	NodeCertName  = "node"
+	// NodeCertFile holds the node's certificate and key in one file, so
+	// that a renewal replaces both at once: a crash between writing a key
+	// file and its certificate file would leave a pair that does not match.
+	NodeCertFile = "node.pem"
+	// AdminCertName is the pki/ name (admin.crt, admin.key) of the local
+	// administrator's certificate (made by init and restore).
 	AdminCertName = "admin"
 )
 
@@ -225,10 +228,51 @@ func loadCredentials(dataDir string, manager bool) (*credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := pki.LoadCert(dir, NodeCertName)
+	cert, err := LoadNodeCert(dataDir)
 	if err != nil {
 		return nil, err
 	}
 	c.cert.Store(cert)
 	return &c, nil
+}
+
+// LoadNodeCert reads the node's certificate and key from its data
+// directory.
+func LoadNodeCert(dataDir string) (*pki.Cert, error) {
+	path := filepath.Join(pkiDir(dataDir), NodeCertFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: the node's certificate: %w: restore the data directory from a backup, or join again", err)
+	}
+	var certPEM, keyPEM []byte
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			certPEM = pem.EncodeToMemory(b)
+		} else {
+			keyPEM = pem.EncodeToMemory(b)
+		}
+	}
+	cert, err := pki.ParseCert(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return cert, nil
+}
+
+// saveNodeCert replaces the node's certificate and key together.
+func saveNodeCert(dataDir string, cert *pki.Cert) error {
+	certPEM, keyPEM, err := cert.PEM()
+	if err != nil {
+		return err
+	}
+	dir := pkiDir(dataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, NodeCertFile), append(certPEM, keyPEM...), 0o600)
 }

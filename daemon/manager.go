@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -258,8 +259,10 @@ func (m *manager) probeHealth(ctx context.Context, addr string) (bool, string) {
 	return true, ""
 }
 
-// managerList is every manager's API address, from the state.
-func (m *manager) managerList() []api.Manager {
+// managerList is every manager's API address, from the state, but for the
+// nodes named in except (a joining manager is not told about itself: it
+// would ask itself to be added, and be refused).
+func (m *manager) managerList(except ...string) []api.Manager {
 	nodes, err := m.node.Store().ListNodes()
 	if err != nil {
 		return nil
@@ -267,7 +270,7 @@ func (m *manager) managerList() []api.Manager {
 	leaderID, _ := m.node.Leader()
 	var out []api.Manager
 	for _, n := range nodes {
-		if n.Role == types.RoleManager && n.Address != "" {
+		if n.Role == types.RoleManager && n.Address != "" && !slices.Contains(except, n.ID) {
 			out = append(out, api.Manager{ID: n.ID, APIAddr: n.Address, Voter: true, Leader: n.ID == leaderID})
 		}
 	}
@@ -318,7 +321,7 @@ func (m *manager) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResp
 	if err := m.Apply(ctx, &fsm.RegisterNode{Node: node}); err != nil {
 		return nil, err
 	}
-	resp := &api.JoinResponse{NodeID: nodeID, ClusterID: c.ID, CACert: m.creds.ca.CertPEM(), Managers: m.managerList()}
+	resp := &api.JoinResponse{NodeID: nodeID, ClusterID: c.ID, CACert: m.creds.ca.CertPEM(), Managers: m.managerList(nodeID)}
 	if resp.Cert, resp.Key, err = cert.PEM(); err != nil {
 		return nil, err
 	}
@@ -550,11 +553,21 @@ func (m *manager) Backup(_ context.Context, w io.Writer) (uint64, error) {
 	return m.node.Backup(w)
 }
 
-// slogWriter turns raft's log lines into debug records.
+// slogWriter turns raft's log lines into records at their own level, so
+// that raft's warnings and errors (a peer unreachable, an election lost)
+// show at the default level and its routine lines only at debug.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Debug(string(trimNewline(p)))
+	line := string(trimNewline(p))
+	level := slog.LevelDebug
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	}
+	w.l.Log(context.Background(), level, line)
 	return len(p), nil
 }
 

@@ -103,24 +103,23 @@ var _ = Describe("Client failover", func() {
 			srv.backend.set(func(b *fakeBackend) { b.noLeader = 1000 })
 			_, err := admin(srv.addr()).ListNodes(ctx, false)
 			Expect(err).To(MatchError(api.ErrNoLeader))
-			Expect(err).To(MatchError(ContainSubstring("gave up after waiting 15.55s")))
-			Expect(sum(waited.all())).To(Equal(15550 * time.Millisecond))
+			Expect(err).To(MatchError(ContainSubstring("gave up after waiting 15.1s")))
+			Expect(sum(waited.all())).To(Equal(15100 * time.Millisecond))
 		})
 	})
 
 	When("no manager answers", func() {
-		It("backs off to 1 s, gives up after about 15 s, and names the addresses tried", func() {
+		It("backs off to 250 ms, gives up after about 15 s, and names the addresses tried", func() {
 			a, b := closedAddr(), closedAddr()
 			_, err := admin(a, b).ListNodes(ctx, false)
 			Expect(err).To(MatchError(api.ErrUnavailable))
 			Expect(err).To(MatchError(ContainSubstring("tried " + a + ", " + b)))
 			Expect(err).To(MatchError(ContainSubstring("check --manager and that the managers run")))
 			got := waited.all()
-			Expect(got[:6]).To(Equal([]time.Duration{
-				50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond,
-				400 * time.Millisecond, 800 * time.Millisecond, time.Second,
+			Expect(got[:4]).To(Equal([]time.Duration{
+				50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond,
 			}))
-			Expect(got[6:]).To(HaveEach(time.Second))
+			Expect(got[4:]).To(HaveEach(250 * time.Millisecond))
 			Expect(sum(got)).To(BeNumerically(">=", 15*time.Second))
 			Expect(sum(got)).To(BeNumerically("<", 16*time.Second))
 		})
