@@ -265,6 +265,8 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 				_, err := all.CreateService(ctx, service(fmt.Sprintf("before%d", i)))
 				Expect(err).NotTo(HaveOccurred())
 			}
+			w := procs[3].node.Identity.NodeID
+			Eventually(statusOf(all, w), 10*time.Second, 50*time.Millisecond).Should(Equal(types.NodeReady))
 			Expect(first.stop()).To(Succeed())
 			// The client retries through the election.
 			_, err := all.CreateService(ctx, service("after"))
@@ -275,6 +277,10 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 			info, err := all.Cluster(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(info.Leader).NotTo(Equal(first.node.Identity.NodeID))
+			// The worker joined through the stopped manager: it reaches
+			// the others, which it learned from its heartbeats, and is
+			// never marked down (TTL 500 ms here).
+			Consistently(statusOf(all, w), 2*time.Second, 100*time.Millisecond).Should(Equal(types.NodeReady))
 
 			// The old leader comes back as a follower and catches up.
 			back := mustLaunch(first.cfg, daemon.Start)
