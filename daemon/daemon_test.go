@@ -311,6 +311,31 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 			Expect(runErr.Error()).To(ContainSubstring("join again"))
 		})
 
+		It("answers writes with a clear error, not a hang, once the quorum is lost; stale reads still work", func() {
+			survivor := procs[2]
+			if survivor.node.Leader() {
+				survivor = procs[1]
+			}
+			for _, p := range procs[:3] {
+				if p != survivor {
+					Expect(p.stop()).To(Succeed())
+				}
+			}
+			sc := admin(first.cfg.DataDir, survivor.cfg.APIAddr)
+			done := make(chan error, 1)
+			go func() {
+				_, err := sc.CreateService(ctx, service("no-quorum"))
+				done <- err
+			}()
+			var err error
+			Eventually(done, 30*time.Second).Should(Receive(&err))
+			Expect(err).To(Or(MatchError(api.ErrNoLeader), MatchError(api.ErrNotLeader), MatchError(api.ErrUnavailable)))
+			Expect(err.Error()).To(Or(ContainSubstring("too few managers"), ContainSubstring("no manager reachable")))
+			list, err := sc.ListServices(ctx, true)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(list).NotTo(ContainElement(HaveField("Name", "no-quorum")))
+		})
+
 		It("comes back from a lost quorum with --force-new-cluster on a survivor", func() {
 			for i := range 3 {
 				_, err := c.CreateService(ctx, service(fmt.Sprintf("svc%d", i)))

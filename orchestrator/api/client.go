@@ -39,7 +39,9 @@ type ClientConfig struct {
 
 // Retry pacing: while no leader answers, the client waits from backoffMin
 // doubling to backoffMax between rounds over the managers, and gives up
-// once its waits add up to giveUpAfter, long enough for an election.
+// once its waits add up to giveUpAfter: several elections' worth (one takes
+// well under 2 s), and short enough that a cluster without a quorum
+// answers a command with an error in seconds, not a hang.
 //
 // The cap is low because a round is cheap (a refused dial, a no-leader
 // answer) and an election takes 0.3-1 s: a client that waited up to 1 s
@@ -47,7 +49,7 @@ type ClientConfig struct {
 const (
 	backoffMin     = 50 * time.Millisecond
 	backoffMax     = 250 * time.Millisecond
-	giveUpAfter    = 15 * time.Second
+	giveUpAfter    = 5 * time.Second
 	defaultTimeout = 10 * time.Second
 )
 
