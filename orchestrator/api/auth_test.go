@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -95,7 +96,7 @@ var _ = Describe("Handler authorization", func() {
 	)
 
 	When("the client's certificate is not the cluster's", func() {
-		It("is refused at once, without trying the next manager", func() {
+		It("is refused, without waiting out the retries", func() {
 			other := newTestCA()
 			cert := other.issue("ops", api.RoleAdmin)
 			tlsCfg := ca.clientTLS(&cert) // trusts the cluster, presents a stranger's certificate
@@ -106,7 +107,12 @@ var _ = Describe("Handler authorization", func() {
 			Expect(err).To(MatchError(api.ErrUnauthorized))
 			Expect(err).To(MatchError(ContainSubstring("refused")))
 			Expect(second.hits.Load()).To(BeZero())
-			Expect(w.all()).To(BeEmpty())
+			// TLS 1.3 tells the client of the refusal by an alert after its
+			// handshake; on a loaded machine the connection's reset can
+			// overtake the alert, and that attempt looks like a manager
+			// down. The next one reads the alert: a round or two, never the
+			// whole retry budget.
+			Expect(sum(w.all())).To(BeNumerically("<", time.Second))
 		})
 	})
 })
