@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,9 +20,10 @@ import (
 // own data directory. It lives through incarnations: a crash stops raft
 // and closes the stores; a restart opens them again from the same files.
 type manager struct {
-	c   *Cluster
-	id  string
-	dir string
+	c    *Cluster
+	id   string
+	dir  string
+	disk *disk
 
 	mu  sync.Mutex
 	inc *incarnation // nil while crashed
@@ -29,7 +31,10 @@ type manager struct {
 
 // incarnation is a manager between a start and a crash.
 type incarnation struct {
-	m     *manager
+	m *manager
+	// dead closes when the crash begins: requests that arrive are not
+	// served, and disk writes stop waiting (see disk.sync).
+	dead  chan struct{}
 	ep    *endpoint
 	trans *Transport
 	raft  *hraft.Raft
@@ -80,7 +85,7 @@ func (m *manager) start(bootstrap bool) error {
 			return err
 		}
 	}
-	inc := &incarnation{m: m}
+	inc := &incarnation{m: m, dead: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -110,16 +115,17 @@ func (m *manager) start(bootstrap bool) error {
 	inc.ep.rpcs = make(chan hraft.RPC, 16)
 	inc.ep.api = inc.serve
 	inc.trans = newTransport(c.net, inc.ep)
+	logs := slowStore{RaftStore: inc.logs, d: m.disk, dead: inc.dead}
 	if bootstrap {
 		var servers []hraft.Server
 		for _, o := range c.managers {
 			servers = append(servers, hraft.Server{Suffrage: hraft.Voter, ID: hraft.ServerID(o.id), Address: hraft.ServerAddress(o.id)})
 		}
-		if err := hraft.BootstrapCluster(rc, inc.logs, inc.logs, snaps, inc.trans, hraft.Configuration{Servers: servers}); err != nil {
+		if err := hraft.BootstrapCluster(rc, logs, logs, snaps, inc.trans, hraft.Configuration{Servers: servers}); err != nil {
 			return fmt.Errorf("raftsim: bootstrap %s: %w", m.id, err)
 		}
 	}
-	if inc.raft, err = hraft.NewRaft(rc, inc.fsm, inc.logs, inc.logs, snaps, inc.trans); err != nil {
+	if inc.raft, err = hraft.NewRaft(rc, inc.fsm, logs, logs, snaps, inc.trans); err != nil {
 		return fmt.Errorf("raftsim: start %s: %w", m.id, err)
 	}
 	// The filter runs on raft's own goroutine as the state changes, so the
@@ -138,9 +144,17 @@ func (m *manager) start(bootstrap bool) error {
 }
 
 // crash stops the manager: it leaves the network (messages in flight to
-// and from it are lost), raft shuts down, and the stores close. What raft
-// and the FSM had written stays in the files, as after kill -9 (the bolt
-// store's unsynced log pages are in the page cache).
+// and from it are lost), raft shuts down, and the stores close. What raft and the FSM had written
+// stays in the files, as after kill -9 (the bolt store's unsynced log
+// pages are in the page cache).
+//
+// It must run on the bubble's driving goroutine: before raft shuts down,
+// synctest.Wait lets every goroutine of the bubble come to rest, so that
+// raft has taken every Apply and Barrier handed to it and the FSM every
+// committed entry. hashicorp/raft answers neither a future still in its
+// apply channel nor one in its FSM channel when it shuts down (their
+// ShutdownCh is not set), and a goroutine waiting on one for ever would
+// deadlock the bubble.
 func (m *manager) crash() error {
 	m.mu.Lock()
 	inc := m.inc
@@ -149,7 +163,9 @@ func (m *manager) crash() error {
 	if inc == nil {
 		return nil
 	}
+	close(inc.dead)
 	_ = inc.trans.Close()
+	synctest.Wait()
 	err := inc.raft.Shutdown().Error()
 	if e := inc.closeStores(); err == nil {
 		err = e

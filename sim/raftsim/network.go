@@ -76,12 +76,24 @@ type Network struct {
 	group map[string]int       // partition group; all 0 when healed
 	fifo  map[[2]string]time.Time
 	stats NetStats
+
+	// closed ends the messages still on their way; inflight counts their
+	// goroutines, which must all end before the bubble can.
+	closed   chan struct{}
+	inflight sync.WaitGroup
 }
 
 // NewNetwork returns a network drawing its decisions from src.
 func NewNetwork(src *Source, cfg NetConfig) *Network {
 	return &Network{src: src, cfg: cfg, ends: map[string]*endpoint{}, names: map[string]bool{},
-		group: map[string]int{}, fifo: map[[2]string]time.Time{}}
+		group: map[string]int{}, fifo: map[[2]string]time.Time{}, closed: make(chan struct{})}
+}
+
+// Close drops every message still on its way and waits until their
+// goroutines have ended. Nothing may be sent after it.
+func (n *Network) Close() {
+	close(n.closed)
+	n.inflight.Wait()
 }
 
 // Config is the network's current shape.
@@ -194,8 +206,10 @@ func (n *Network) pass(a, b *endpoint) (time.Time, bool) {
 	}
 	link := [2]string{a.id, b.id}
 	at := time.Now().Add(n.src.Between(n.cfg.LatencyMin, n.cfg.LatencyMax))
-	if last := n.fifo[link]; at.Before(last) {
-		at = last
+	// Strictly after the link's previous message: in a bubble, timers
+	// that fire at one instant wake their goroutines in no set order.
+	if last := n.fifo[link]; !at.After(last) {
+		at = last.Add(time.Nanosecond)
 	}
 	n.fifo[link] = at
 	return at, true
@@ -237,9 +251,8 @@ func (n *Network) roundTrip(from *endpoint, to string, serve func(dst *endpoint)
 	if !ok {
 		return out, nil
 	}
-	go func() {
-		sleepUntil(at)
-		if !n.arrived(from, dst) {
+	n.inflight.Go(func() {
+		if !n.sleepUntil(at) || !n.arrived(from, dst) {
 			return
 		}
 		answer, ok := serve(dst)
@@ -252,12 +265,23 @@ func (n *Network) roundTrip(from *endpoint, to string, serve func(dst *endpoint)
 		if !ok {
 			return
 		}
-		sleepUntil(back)
-		if n.arrived(dst, from) {
+		if n.sleepUntil(back) && n.arrived(dst, from) {
 			out <- answer
 		}
-	}()
+	})
 	return out, nil
+}
+
+// sleepUntil waits until t, or until the network closes (false).
+func (n *Network) sleepUntil(t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-n.closed:
+		return false
+	}
 }
 
 func sleepUntil(t time.Time) {

@@ -54,7 +54,9 @@ func (t *Transport) LocalAddr() hraft.ServerAddress { return hraft.ServerAddress
 func (t *Transport) SetHeartbeatHandler(func(hraft.RPC)) {}
 
 // EncodePeer implements hraft.Transport.
-func (t *Transport) EncodePeer(_ hraft.ServerID, addr hraft.ServerAddress) []byte { return []byte(addr) }
+func (t *Transport) EncodePeer(_ hraft.ServerID, addr hraft.ServerAddress) []byte {
+	return []byte(addr)
+}
 
 // DecodePeer implements hraft.Transport.
 func (t *Transport) DecodePeer(b []byte) hraft.ServerAddress { return hraft.ServerAddress(b) }
@@ -269,6 +271,6 @@ func (f *appendFuture) Error() error {
 	return f.err
 }
 
-func (f *appendFuture) Start() time.Time                      { return f.start }
+func (f *appendFuture) Start() time.Time                       { return f.start }
 func (f *appendFuture) Request() *hraft.AppendEntriesRequest   { return f.args }
 func (f *appendFuture) Response() *hraft.AppendEntriesResponse { return f.resp }

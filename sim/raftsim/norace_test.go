@@ -1,0 +1,5 @@
+//go:build !race
+
+package raftsim_test
+
+const raceEnabled = false
