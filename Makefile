@@ -62,11 +62,15 @@ sim: ## Run the simulator's specs: every scenario for a few seeds, the broken va
 	$(GO) test -count=1 ./sim/...
 
 # CHAOS_RUNS seeds of every scenario, each run twice to prove it replays bit
-# for bit; prints the failing seeds with the command that replays each.
+# for bit; then RAFT_RUNS seeds of the consensus scenarios on real raft
+# (tier B). Prints the failing seeds with the command that replays each.
 CHAOS_RUNS ?= 200
+RAFT_RUNS  ?= 20
+RAFT_SCENARIOS := scenarios/leader-failover.yaml scenarios/partition.yaml scenarios/chaos.yaml
 
-chaos: ## Run every scenario for CHAOS_RUNS seeds with the determinism check
-	$(GO) run ./cmd/warren sim scenarios/*.yaml --runs $(CHAOS_RUNS) --check-determinism --quiet
+chaos: build ## Run every scenario for CHAOS_RUNS seeds (determinism checked), then on real raft
+	./bin/warren sim scenarios/*.yaml --runs $(CHAOS_RUNS) --check-determinism --quiet
+	./bin/warren sim --consensus raft $(RAFT_SCENARIOS) --runs $(RAFT_RUNS) --quiet
 
 integ: ## Run the specs labelled "integ" (real bbolt, raft, containerd)
 	$(GINKGO) $(GINKGO_FLAGS) --label-filter=integ

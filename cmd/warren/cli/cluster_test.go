@@ -166,5 +166,8 @@ var _ = Describe("Client commands without a cluster", func() {
 		Entry("restore of a file that is not a backup", []string{"cluster", "restore", "--input", "/etc/hostname", "--data-dir", "/tmp/warren-cli-test-never"}, "not a gzip file"),
 		Entry("service without image", []string{"service", "create", "x"}, "needs --image"),
 		Entry("a bad publish", []string{"service", "create", "x", "--image", "i", "-p", "80"}, "use HOST:CONTAINER"),
+		Entry("an unknown consensus", []string{"sim", "--consensus", "paxos", "x.yaml"}, "must be one of model, raft"),
+		Entry("real raft inside a test binary", []string{"sim", "--consensus", "raft", "../../../scenarios/partition.yaml"}, "runs in the warren binary only"),
+		Entry("a model-only variant on real raft", []string{"sim", "--consensus", "raft", "--broken", "ignore-volumes", "../../../scenarios/partition.yaml"}, "use ack-before-commit, stale-read or forgetful-restart"),
 	)
 })
