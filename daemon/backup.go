@@ -122,10 +122,7 @@ func WriteBackup(ctx context.Context, client *api.Client, dataDir string, out io
 // prepares starts with `warren cluster init --force-new-cluster`, which
 // makes it the only manager of the restored cluster.
 func Restore(in io.Reader, dataDir string) (*BackupInfo, error) {
-	if err := prepareDir(dataDir); err != nil {
-		return nil, err
-	}
-	if err := checkFresh(dataDir); err != nil {
+	if err := prepareFresh(dataDir); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, restoreMarker)); err == nil {

@@ -122,10 +122,7 @@ func Init(ctx context.Context, cfg Config) error {
 	if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
 		return err
 	}
-	if err := prepareDir(cfg.DataDir); err != nil {
-		return err
-	}
-	if err := checkFresh(cfg.DataDir); err != nil {
+	if err := prepareFresh(cfg.DataDir); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -294,10 +291,7 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 			return err
 		}
 	}
-	if err := prepareDir(cfg.DataDir); err != nil {
-		return err
-	}
-	if err := checkFresh(cfg.DataDir); err != nil {
+	if err := prepareFresh(cfg.DataDir); err != nil {
 		return err
 	}
 	req := &api.JoinRequest{Token: token, Role: api.RoleWorker, Hostname: cfg.Hostname, Addr: addr}

@@ -104,6 +104,15 @@ func checkFresh(dir string) error {
 	return nil
 }
 
+// prepareFresh makes dir a data directory for a new node: created with
+// owner-only access, and holding no node yet.
+func prepareFresh(dir string) error {
+	if err := prepareDir(dir); err != nil {
+		return err
+	}
+	return checkFresh(dir)
+}
+
 func prepareDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("daemon: create data directory %s: %w", dir, err)

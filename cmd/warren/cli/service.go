@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warren-orchestrator/warren/orchestrator/api"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
@@ -155,17 +156,24 @@ func newServiceLsCommand(opts *Options) *cobra.Command {
 	return cmd
 }
 
+// serviceNamed looks a service up by name or ID, and returns the client
+// that found it for further calls.
+func serviceNamed(cmd *cobra.Command, opts *Options, key string) (*api.Client, *types.Service, error) {
+	client, err := newAPIClient(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := client.GetService(cmd.Context(), key)
+	return client, s, err
+}
+
 func newServiceInspectCommand(opts *Options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect SERVICE",
 		Short: "Show a service (by name or ID)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := newAPIClient(opts)
-			if err != nil {
-				return err
-			}
-			s, err := client.GetService(cmd.Context(), args[0])
+			_, s, err := serviceNamed(cmd, opts, args[0])
 			if err != nil {
 				return err
 			}
@@ -184,11 +192,7 @@ func newServicePsCommand(opts *Options) *cobra.Command {
 		Short: "List a service's tasks and where they run",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := newAPIClient(opts)
-			if err != nil {
-				return err
-			}
-			s, err := client.GetService(cmd.Context(), args[0])
+			client, s, err := serviceNamed(cmd, opts, args[0])
 			if err != nil {
 				return err
 			}

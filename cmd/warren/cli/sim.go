@@ -113,13 +113,9 @@ func runSim(out io.Writer, files []string, o simOptions) error {
 	if o.broken != "" && !ok {
 		return fmt.Errorf("--broken %q: use ack-before-commit, no-failover-grace, ignore-volumes or extra-fsync", o.broken)
 	}
-	var scenarios []*sim.Scenario
-	for _, f := range files {
-		sc, err := sim.LoadScenario(f)
-		if err != nil {
-			return err
-		}
-		scenarios = append(scenarios, sc)
+	scenarios, err := loadScenarios(files)
+	if err != nil {
+		return err
 	}
 
 	start := time.Now()
@@ -175,6 +171,18 @@ func runSim(out io.Writer, files []string, o simOptions) error {
 		return &ExitError{Code: exitCodes[worst], Err: fmt.Errorf("%d of %d runs failed; worst: %s", failed, len(all), worst)}
 	}
 	return nil
+}
+
+func loadScenarios(files []string) ([]*sim.Scenario, error) {
+	var scenarios []*sim.Scenario
+	for _, f := range files {
+		sc, err := sim.LoadScenario(f)
+		if err != nil {
+			return nil, err
+		}
+		scenarios = append(scenarios, sc)
+	}
+	return scenarios, nil
 }
 
 // runSeeds runs one scenario for every seed, o.parallel at a time, and

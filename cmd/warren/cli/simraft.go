@@ -46,13 +46,9 @@ func runSimRaft(out io.Writer, files []string, o simOptions) error {
 	if o.broken != "" && !ok {
 		return fmt.Errorf("--broken %q with --consensus raft: use ack-before-commit, stale-read or forgetful-restart", o.broken)
 	}
-	var scenarios []*sim.Scenario
-	for _, f := range files {
-		sc, err := sim.LoadScenario(f)
-		if err != nil {
-			return err
-		}
-		scenarios = append(scenarios, sc)
+	scenarios, err := loadScenarios(files)
+	if err != nil {
+		return err
 	}
 	if testing.Testing() {
 		return errors.New("--consensus raft runs in the warren binary only: it hosts its synctest bubbles through testing.Main (from a test, call raftsim.Run)")
