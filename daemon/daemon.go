@@ -122,6 +122,9 @@ func Init(ctx context.Context, cfg Config) error {
 	if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
 		return err
 	}
+	if err := checkFree(cfg.APIAddr, cfg.RaftAddr); err != nil {
+		return err
+	}
 	if err := prepareFresh(cfg.DataDir); err != nil {
 		return err
 	}
@@ -156,7 +159,7 @@ func Init(ctx context.Context, cfg Config) error {
 	}
 	creds := newCredentials(ca, cert)
 	cfg.Log.Info("new cluster", "cluster", clusterID, "node", nodeID, "api", cfg.APIAddr, "raft", cfg.RaftAddr)
-	return run(ctx, cfg, id, creds, first)
+	return setUp(ctx, cfg, id, creds, first)
 }
 
 // bootstrapAlone makes m a cluster of one, waits until it leads, applies
@@ -291,6 +294,11 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 			return err
 		}
 	}
+	if asManager {
+		if err := checkFree(cfg.APIAddr, cfg.RaftAddr); err != nil {
+			return err
+		}
+	}
 	if err := prepareFresh(cfg.DataDir); err != nil {
 		return err
 	}
@@ -352,7 +360,7 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 		return err
 	}
 	cfg.Log.Info("joined the cluster", "cluster", id.ClusterID, "node", id.NodeID, "manager", asManager)
-	return run(ctx, cfg, id, creds, first)
+	return setUp(ctx, cfg, id, creds, first)
 }
 
 // Start runs the node whose data directory is cfg.DataDir until ctx ends.
@@ -367,6 +375,33 @@ func Start(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return run(ctx, cfg, id, creds, nil)
+}
+
+// setUp runs a node that init or join is creating. If it fails before its
+// identity is written, the files it wrote go: the directory held none of
+// them before (checkFresh), and without them the same command can simply
+// be run again.
+func setUp(ctx context.Context, cfg Config, id *Identity, creds *credentials, first func(*manager) error) error {
+	err := run(ctx, cfg, id, creds, first)
+	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, IdentityFile)); err != nil && errors.Is(statErr, os.ErrNotExist) {
+		for _, name := range nodeFiles {
+			_ = os.RemoveAll(filepath.Join(cfg.DataDir, name))
+		}
+	}
+	return err
+}
+
+// checkFree refuses addresses another process listens on, before anything
+// is written.
+func checkFree(addrs ...string) error {
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("daemon: %s is not free (%w): another warren, or another program, listens there; pick another --api-addr or --advertise-addr", a, err)
+		}
+		_ = l.Close()
+	}
+	return nil
 }
 
 // run serves a node: its manager (with first run once raft is up, for

@@ -193,6 +193,15 @@ var _ = Describe("A cluster of daemons", Label("integ"), func() {
 		Consistently(statusOf(c, w.node.Identity.NodeID), 2*time.Second, 100*time.Millisecond).Should(Equal(types.NodeReady))
 	})
 
+	It("refuses an init on an address in use, writing nothing", func() {
+		cfg := nodeConfig(filepath.Join(root, "taken"))
+		cfg.APIAddr = first.cfg.APIAddr
+		_, err := launch(cfg, daemon.Init)
+		Expect(err).To(MatchError(ContainSubstring(first.cfg.APIAddr + " is not free")))
+		_, statErr := os.Stat(cfg.DataDir)
+		Expect(os.IsNotExist(statErr)).To(BeTrue(), "nothing written")
+	})
+
 	It("refuses to demote the only manager", func() {
 		c := admin(first.cfg.DataDir, first.cfg.APIAddr)
 		err := c.DemoteNode(ctx, first.node.Identity.NodeID)

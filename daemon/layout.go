@@ -88,6 +88,9 @@ func (id *Identity) save(dir string) error {
 	return writeFileAtomic(filepath.Join(dir, IdentityFile), append(data, '\n'), 0o600)
 }
 
+// nodeFiles are what a node keeps in its data directory.
+var nodeFiles = []string{IdentityFile, PKIDir, "warren.db", "warren.wal", "raft.db", "snapshots"}
+
 // checkFresh refuses a data directory that already holds a node, or any of
 // its files: init and join never write over a node's state.
 func checkFresh(dir string) error {
@@ -95,7 +98,7 @@ func checkFresh(dir string) error {
 		return fmt.Errorf("%w: %s is node %s of cluster %s: start it with `warren start --data-dir %s`, or pass an empty --data-dir",
 			ErrInitialized, dir, id.NodeID, id.ClusterID, dir)
 	}
-	for _, name := range []string{IdentityFile, PKIDir, "warren.db", "raft.db", "snapshots"} {
+	for _, name := range nodeFiles {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			return fmt.Errorf("%w: %s holds %s from an earlier init or join that did not finish: remove the directory's content, or pass another --data-dir",
 				ErrInitialized, dir, name)
