@@ -17,9 +17,9 @@ import (
 const replicatedClients = 64
 
 // startManagers starts a 3-manager cluster on loopback: hashicorp/raft over
-// TCP with mutual TLS, every manager with its own data directory (raft.db
-// fsynced on every append), and creates svcs through it. It returns the
-// leader.
+// TCP with mutual TLS, every manager with its own data directory (every
+// append fdatasynced in raft.wal), and creates svcs through it. It returns
+// the leader.
 func startManagers(b *testing.B, svcs []*types.Service) *wraft.Node {
 	b.Helper()
 	ca, err := pki.NewCA("bench", time.Now())

@@ -9,9 +9,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The crash-safety spec re-runs this test binary as its writer child.
+	// The crash-safety specs re-run this test binary as their writer child.
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
+	}
+	if dir := os.Getenv(raftCrashChildEnv); dir != "" {
+		os.Exit(raftCrashChild(dir))
 	}
 	os.Exit(m.Run())
 }

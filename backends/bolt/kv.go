@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"runtime"
@@ -25,7 +26,7 @@ const (
 // Options tune a KV; the zero value gives the defaults.
 type Options struct {
 	// CheckpointBytes is how much the memtable may hold before its writes
-	// are checkpointed into warren.db. Default 4 MiB.
+	// are checkpointed into warren.db. Default 4 MiB (raft.db: 1 MiB).
 	CheckpointBytes int64
 	// IdleCheckpoint checkpoints when no write came for this long, so that
 	// warren.db is complete in itself while the store is idle. Default 1s.
@@ -38,13 +39,13 @@ type Options struct {
 	NoSync bool
 }
 
-func (o *Options) withDefaults() Options {
+func (o *Options) withDefaults(l layout) Options {
 	var r Options
 	if o != nil {
 		r = *o
 	}
 	if r.CheckpointBytes <= 0 {
-		r.CheckpointBytes = 4 << 20
+		r.CheckpointBytes = cmp.Or(l.checkpointBytes, 4<<20)
 	}
 	if r.IdleCheckpoint <= 0 {
 		r.IdleCheckpoint = time.Second
@@ -52,7 +53,8 @@ func (o *Options) withDefaults() Options {
 	return r
 }
 
-// KV is state.KV on warren.db and its write-ahead log.
+// KV is state.KV on warren.db and its write-ahead log. (raft.db and
+// raft.wal, under RaftStore, are a second KV of another layout.)
 //
 // A commit appends its transaction to warren.wal and fdatasyncs it once;
 // the write is then acknowledged and visible through the memtable. From
@@ -66,10 +68,11 @@ func (o *Options) withDefaults() Options {
 // KV implements state.Batcher: single writes that arrive while a commit is
 // in flight share the next one.
 type KV struct {
-	db   *bbolt.DB
-	wal  *wal
-	opts Options
-	mem  atomic.Pointer[memtable]
+	layout layout
+	db     *bbolt.DB
+	wal    *wal
+	opts   Options
+	mem    atomic.Pointer[memtable]
 
 	writer    sync.Mutex // serializes write transactions and checkpoints
 	failed    error      // set when the log or a checkpoint failed; sticky
@@ -99,6 +102,10 @@ type batchReq struct {
 // was built on: if a checkpoint slipped in between taking the two, it takes
 // them again.
 func (kv *KV) View(fn func(state.KVTx) error) error {
+	return kv.view(func(t *tx) error { return fn(t) })
+}
+
+func (kv *KV) view(fn func(*tx) error) error {
 	if kv.closed.Load() {
 		return state.ErrClosed
 	}
@@ -118,8 +125,29 @@ func (kv *KV) View(fn func(state.KVTx) error) error {
 	}
 }
 
+// get calls fn with the value of key as of the last commit (nil when
+// there is none), valid only while fn runs. A key the memtable holds is
+// read from it alone: a published memtable never changes, so no pairing
+// with warren.db is needed.
+func (kv *KV) get(bucket string, key []byte, fn func(v []byte) error) error {
+	if kv.closed.Load() {
+		return state.ErrClosed
+	}
+	if e, ok := kv.mem.Load().get(bucket, key); ok {
+		if e.del {
+			return fn(nil)
+		}
+		return fn(e.value)
+	}
+	return kv.view(func(t *tx) error { return fn(t.Get(bucket, key)) })
+}
+
 // Update implements state.KV.
 func (kv *KV) Update(fn func(state.KVTx) error) error {
+	return kv.update(func(t *tx) error { return fn(t) })
+}
+
+func (kv *KV) update(fn func(*tx) error) error {
 	kv.writer.Lock()
 	defer kv.writer.Unlock()
 	t, err := kv.begin()
@@ -227,7 +255,7 @@ func (kv *KV) commit(t *tx) error {
 		// The write is durable whatever happens here; a failed checkpoint
 		// stops later writes (their records would pile up unbounded).
 		if err := kv.checkpoint(); err != nil {
-			kv.failed = fmt.Errorf("%w; the store refuses writes until warren restarts (acknowledged writes are safe in %s)", err, WALFileName)
+			kv.failed = fmt.Errorf("%w; the store refuses writes until warren restarts (acknowledged writes are safe in %s)", err, kv.layout.wal)
 		}
 	}
 	return nil
@@ -243,6 +271,9 @@ func (kv *KV) checkpoint() error {
 	err := kv.db.Update(func(btx *bbolt.Tx) error {
 		for name, tr := range m.trees {
 			b := btx.Bucket([]byte(name))
+			if kv.layout.appendOnly[name] {
+				b.FillPercent = 1.0 // keys come in order: no split is ever followed by an insert
+			}
 			var err error
 			tr.Ascend(func(e entry) bool {
 				if e.del {
@@ -259,7 +290,7 @@ func (kv *KV) checkpoint() error {
 		return btx.Bucket([]byte(metaBucket)).Put([]byte(metaApplied), binary.BigEndian.AppendUint64(nil, m.seq))
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: checkpoint into %s: %w", FileName, err)
+		return fmt.Errorf("bolt: checkpoint into %s: %w", kv.layout.file, err)
 	}
 	kv.mem.Store(newMemtable(m.seq))
 	return kv.wal.reset()

@@ -27,11 +27,29 @@ var (
 		s := openRaftStore(GinkgoT().TempDir())
 		return s, s
 	})
+	// Reads meet logs in the memtable, in raft.db, and both at once.
+	_ = describeRaftStore("bolt.RaftStore checkpointing every 4 KiB", func() (raft.LogStore, raft.StableStore) {
+		s := openRaftStoreWith(GinkgoT().TempDir(), &bolt.Options{CheckpointBytes: 4 << 10})
+		return s, s
+	})
+	_ = describeRaftStore("bolt.RaftStore checkpointing every write", func() (raft.LogStore, raft.StableStore) {
+		s := openRaftStoreWith(GinkgoT().TempDir(), &bolt.Options{CheckpointBytes: 1})
+		return s, s
+	})
 )
 
 // openRaftStore opens a RaftStore that is closed when the spec ends.
 func openRaftStore(dir string) *bolt.RaftStore {
+	GinkgoHelper()
 	s, err := bolt.OpenRaftStore(dir)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(s.Close)
+	return s
+}
+
+func openRaftStoreWith(dir string, opts *bolt.Options) *bolt.RaftStore {
+	GinkgoHelper()
+	s, err := bolt.OpenRaftStoreWith(dir, opts)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(s.Close)
 	return s
@@ -265,23 +283,26 @@ var _ = Describe("RaftStore", func() {
 	})
 
 	When("the data directory is new", func() {
-		It("creates it 0700 with raft.db 0600", func() {
+		It("creates it 0700 with raft.db and raft.wal 0600", func() {
 			expectPerm(dir, 0o700)
 			expectPerm(filepath.Join(dir, bolt.RaftFileName), 0o600)
+			expectPerm(filepath.Join(dir, bolt.RaftWALFileName), 0o600)
 		})
 	})
 
-	When("the directory and raft.db were open to others", func() {
+	When("the directory and files were open to others", func() {
 		JustBeforeEach(func() {
 			Expect(s.Close()).To(Succeed())
 			Expect(os.Chmod(dir, 0o755)).To(Succeed())
 			Expect(os.Chmod(filepath.Join(dir, bolt.RaftFileName), 0o644)).To(Succeed())
+			Expect(os.Chmod(filepath.Join(dir, bolt.RaftWALFileName), 0o644)).To(Succeed())
 			s = openRaftStore(dir)
 		})
 
 		It("closes them to their owner", func() {
 			expectPerm(dir, 0o700)
 			expectPerm(filepath.Join(dir, bolt.RaftFileName), 0o600)
+			expectPerm(filepath.Join(dir, bolt.RaftWALFileName), 0o600)
 		})
 	})
 
@@ -302,6 +323,116 @@ var _ = Describe("RaftStore", func() {
 			Expect(s.Get([]byte("LastVoteCand"))).To(Equal([]byte("node-2")))
 			Expect(s.GetUint64([]byte("CurrentTerm"))).To(Equal(uint64(9)))
 		})
+	})
+
+	When("its logs are in raft.db and their deletions only in raft.wal", func() {
+		JustBeforeEach(func() {
+			Expect(s.StoreLogs(raftLogs(1, 100, 1))).To(Succeed())
+			Expect(s.Close()).To(Succeed()) // checkpointed into raft.db
+			s = openRaftStoreWith(dir, noCheckpoints)
+			Expect(s.DeleteRange(1, 40)).To(Succeed())
+			Expect(s.DeleteRange(91, 100)).To(Succeed())
+			Expect(s.DeleteRange(50, 60)).To(Succeed())
+		})
+
+		It("finds the ends and the logs between them through the deletions", func() {
+			expectRaftRange(s, 41, 90)
+			expectNoRaftLog(s, 40)
+			expectNoRaftLog(s, 55)
+			expectNoRaftLog(s, 91)
+			expectRaftLog(s, raftLog(41, 1))
+			expectRaftLog(s, raftLog(61, 1))
+			expectRaftLog(s, raftLog(90, 1))
+		})
+		It("finds the ends again when a deletion reaches a gap", func() {
+			Expect(s.DeleteRange(41, 49)).To(Succeed())
+			expectRaftRange(s, 61, 90)
+			Expect(s.DeleteRange(62, 95)).To(Succeed())
+			expectRaftRange(s, 61, 61)
+			Expect(s.DeleteRange(1, 1000)).To(Succeed())
+			expectRaftRange(s, 0, 0)
+			Expect(s.StoreLogs(raftLogs(500, 501, 2))).To(Succeed())
+			expectRaftRange(s, 500, 501)
+		})
+	})
+
+	When("it is killed with its last writes in raft.wal only", func() {
+		var crashed string
+		JustBeforeEach(func() {
+			Expect(s.Close()).To(Succeed())
+			s = openRaftStoreWith(dir, noCheckpoints)
+			Expect(s.StoreLogs(raftLogs(1, 20, 1))).To(Succeed())
+			Expect(s.DeleteRange(1, 5)).To(Succeed())
+			Expect(s.DeleteRange(18, 20)).To(Succeed())
+			Expect(s.StoreLogs(raftLogs(18, 25, 2))).To(Succeed())
+			Expect(s.SetUint64([]byte("CurrentTerm"), 2)).To(Succeed())
+			// The files of the open store, as kill -9 leaves them.
+			crashed = GinkgoT().TempDir()
+			for _, f := range []string{bolt.RaftFileName, bolt.RaftWALFileName} {
+				b, err := os.ReadFile(filepath.Join(dir, f))
+				Expect(err).NotTo(HaveOccurred())
+				Expect(os.WriteFile(filepath.Join(crashed, f), b, 0o600)).To(Succeed())
+			}
+		})
+
+		It("replays them when it opens", func() {
+			c := openRaftStore(crashed)
+			expectRaftRange(c, 6, 25)
+			expectRaftLog(c, raftLog(6, 1))
+			expectRaftLog(c, raftLog(17, 1))
+			expectRaftLog(c, raftLog(18, 2))
+			expectRaftLog(c, raftLog(25, 2))
+			Expect(c.GetUint64([]byte("CurrentTerm"))).To(Equal(uint64(2)))
+		})
+
+		It("forgets them with raft.db: a raft.wal without its raft.db is discarded", func() {
+			Expect(os.Remove(filepath.Join(crashed, bolt.RaftFileName))).To(Succeed())
+			c := openRaftStore(crashed)
+			expectRaftRange(c, 0, 0)
+			_, err := c.GetUint64([]byte("CurrentTerm"))
+			Expect(err).To(MatchError(bolt.ErrKeyNotFound))
+		})
+	})
+
+	When("raft.db was written before raft.db had a log beside it", func() {
+		JustBeforeEach(func() {
+			Expect(s.Close()).To(Succeed())
+			dir = GinkgoT().TempDir()
+			// The layout of the first raft.db: the two buckets, no meta.
+			writeBolt(filepath.Join(dir, bolt.RaftFileName), map[string]map[string]string{
+				"logs":   {string(binary.BigEndian.AppendUint64(nil, 3)): string([]byte{1, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})},
+				"stable": {"CurrentTerm": string(binary.BigEndian.AppendUint64(nil, 7))},
+			})
+			s = openRaftStore(dir)
+		})
+
+		It("is adopted with its logs and keys", func() {
+			expectRaftRange(s, 3, 3)
+			var l raft.Log
+			Expect(s.GetLog(3, &l)).To(Succeed())
+			Expect(l.Term).To(Equal(uint64(1)))
+			Expect(s.GetUint64([]byte("CurrentTerm"))).To(Equal(uint64(7)))
+			Expect(s.StoreLog(raftLog(4, 2))).To(Succeed())
+			expectRaftRange(s, 3, 4)
+		})
+	})
+
+	When("raft.db is not a raft store", func() {
+		DescribeTable("it is refused, and left as it was",
+			func(buckets map[string]map[string]string, message string) {
+				Expect(s.Close()).To(Succeed())
+				other := GinkgoT().TempDir()
+				path := filepath.Join(other, bolt.RaftFileName)
+				writeBolt(path, buckets)
+				before := fingerprintOf(path)
+				_, err := bolt.OpenRaftStore(other)
+				Expect(errors.Is(err, bolt.ErrNotWarren)).To(BeTrue(), "%v", err)
+				Expect(err).To(MatchError(ContainSubstring(message)))
+				Expect(fingerprintOf(path)).To(Equal(before))
+			},
+			Entry("a BoltDB file of another program", map[string]map[string]string{"users": {"alice": "1"}}, `without Warren's "meta" bucket`),
+			Entry("a warren.db", map[string]map[string]string{"meta": {"format": "warren", "schema": "1"}}, `has format "warren", not "warren-raft"`),
+		)
 	})
 
 	When("another opener comes while it is open", func() {

@@ -77,7 +77,7 @@ func (s *Snapshot) Close() error { return s.btx.Rollback() }
 // so a crash leaves either the old content or the new.
 func (kv *KV) Restore(r io.Reader) error {
 	dir := filepath.Dir(kv.db.Path())
-	tmp, err := os.CreateTemp(dir, FileName+".restore-*")
+	tmp, err := os.CreateTemp(dir, kv.layout.file+".restore-*")
 	if err != nil {
 		return fmt.Errorf("bolt: restore: %w", err)
 	}
@@ -92,7 +92,7 @@ func (kv *KV) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("bolt: restore: copy the snapshot: %w", err)
 	}
-	if err := check(tmp.Name()); err != nil {
+	if err := check(tmp.Name(), kv.layout); err != nil {
 		return fmt.Errorf("bolt: restore: the snapshot is not usable: %w", err)
 	}
 	src, err := bbolt.Open(tmp.Name(), 0o600, &bbolt.Options{ReadOnly: true, Timeout: lockTimeout})
@@ -118,7 +118,7 @@ func (kv *KV) Restore(r io.Reader) error {
 			return fmt.Errorf("%w: the snapshot has no %q bucket", ErrNotWarren, metaBucket)
 		}
 		return kv.db.Update(func(btx *bbolt.Tx) error {
-			for _, name := range state.Buckets() {
+			for _, name := range kv.layout.buckets {
 				if err := replaceBucket(btx, stx, name); err != nil {
 					return err
 				}
@@ -130,7 +130,7 @@ func (kv *KV) Restore(r io.Reader) error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: restore into %s: %w", FileName, err)
+		return fmt.Errorf("bolt: restore into %s: %w", kv.layout.file, err)
 	}
 	kv.mem.Store(newMemtable(seq))
 	if err := kv.wal.reset(); err != nil {

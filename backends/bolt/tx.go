@@ -52,6 +52,12 @@ func (t *tx) Delete(bucket string, key []byte) error {
 }
 
 func (t *tx) write(kind byte, bucket string, key, value []byte) error {
+	return t.own(kind, bucket, bytes.Clone(key), bytes.Clone(value))
+}
+
+// own is write for a key and value the transaction may keep: the caller
+// never changes them afterwards.
+func (t *tx) own(kind byte, bucket string, key, value []byte) error {
 	if !t.writable {
 		return errReadOnly
 	}
@@ -69,7 +75,7 @@ func (t *tx) write(kind byte, bucket string, key, value []byte) error {
 		}
 		t.cloned[bucket] = true
 	}
-	o := op{kind: kind, bucket: bucket, key: bytes.Clone(key), value: bytes.Clone(value)}
+	o := op{kind: kind, bucket: bucket, key: key, value: value}
 	t.mem.trees[bucket].ReplaceOrInsert(entry{key: o.key, value: o.value, del: kind == opDelete})
 	t.mem.size += int64(len(o.key) + len(o.value))
 	t.ops = append(t.ops, o)
@@ -117,4 +123,71 @@ func (t *tx) Scan(bucket string, prefix []byte, fn func(k, v []byte) error) erro
 		}
 	}
 	return fileBefore(nil)
+}
+
+// first returns the smallest key at or after from that the transaction
+// sees, nil when there is none. The key is valid only during the
+// transaction.
+func (t *tx) first(bucket string, from []byte) []byte {
+	var mk []byte // the memtable's smallest live key at or after from
+	if tr := t.mem.trees[bucket]; tr != nil {
+		tr.AscendGreaterOrEqual(entry{key: from}, func(e entry) bool {
+			if e.del {
+				return true
+			}
+			mk = e.key
+			return false
+		})
+	}
+	b, err := t.bucket(bucket)
+	if err != nil {
+		return mk
+	}
+	c := b.Cursor()
+	for k, _ := c.Seek(from); k != nil && (mk == nil || bytes.Compare(k, mk) < 0); k, _ = c.Next() {
+		if e, ok := t.mem.get(bucket, k); !ok || !e.del {
+			return k
+		}
+	}
+	return mk
+}
+
+// last returns the largest key before before (of all, if before is nil)
+// that the transaction sees, nil when there is none. The key is valid only
+// during the transaction.
+func (t *tx) last(bucket string, before []byte) []byte {
+	var mk []byte // the memtable's largest live key before before
+	if tr := t.mem.trees[bucket]; tr != nil {
+		visit := func(e entry) bool {
+			if e.del || (before != nil && bytes.Equal(e.key, before)) {
+				return true
+			}
+			mk = e.key
+			return false
+		}
+		if before == nil {
+			tr.Descend(visit)
+		} else {
+			tr.DescendLessOrEqual(entry{key: before}, visit)
+		}
+	}
+	b, err := t.bucket(bucket)
+	if err != nil {
+		return mk
+	}
+	c := b.Cursor()
+	var k []byte
+	if before == nil {
+		k, _ = c.Last()
+	} else if k, _ = c.Seek(before); k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	for ; k != nil && (mk == nil || bytes.Compare(k, mk) > 0); k, _ = c.Prev() {
+		if e, ok := t.mem.get(bucket, k); !ok || !e.del {
+			return k
+		}
+	}
+	return mk
 }

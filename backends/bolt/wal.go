@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +58,7 @@ type walRecord struct {
 }
 
 // wal is the log of transactions committed since the last checkpoint into
-// warren.db. A commit is acknowledged once its record is written and
+// warren.db (or raft.db: raft.wal has the same format). A commit is acknowledged once its record is written and
 // fdatasync'd: one sync per commit, where BoltDB needs two.
 //
 // The file is kept longer than its records, filled with zeros past the last
@@ -89,8 +88,6 @@ const (
 	preallocBytes = 256 << 10
 	growMaxBytes  = 8 << 20
 )
-
-func walPath(dataDir string) string { return filepath.Join(dataDir, WALFileName) }
 
 // openWAL opens the log (creating it if missing) and reads the records it
 // holds beyond applied, changing nothing. A damaged or incomplete last
