@@ -580,7 +580,7 @@ func (n *Node) demote(ctx context.Context, client *api.Client) (*api.Client, err
 	if err := n.credentialsFor(ctx, client, api.RoleWorker); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"warren.db", "warren.wal", "raft.db", "snapshots"} {
+	for _, name := range append([]string{"snapshots"}, managerFiles...) {
 		if err := os.RemoveAll(filepath.Join(n.dir, name)); err != nil {
 			return nil, fmt.Errorf("daemon: demotion: %w", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/warren-orchestrator/warren/backends/bolt"
 	"github.com/warren-orchestrator/warren/backends/pki"
 )
 
@@ -89,7 +90,10 @@ func (id *Identity) save(dir string) error {
 }
 
 // nodeFiles are what a node keeps in its data directory.
-var nodeFiles = []string{IdentityFile, PKIDir, "warren.db", "warren.wal", "raft.db", "snapshots"}
+var nodeFiles = append([]string{IdentityFile, PKIDir, "snapshots"}, managerFiles...)
+
+// managerFiles are the replicated state and the raft log of a manager.
+var managerFiles = []string{bolt.FileName, bolt.WALFileName, bolt.RaftFileName, bolt.RaftWALFileName}
 
 // checkFresh refuses a data directory that already holds a node, or any of
 // its files: init and join never write over a node's state.
