@@ -43,27 +43,27 @@ func ApplyBytes(s state.Store, entry []byte) error {
 func ApplyTx(tx state.Tx, c Command) error {
 	switch c := c.(type) {
 	case *CreateService:
-		return create(c.Service, tx.GetService, tx.UpdateService)
+		return create(tx, c.Service, tx.UpdateService)
 	case *UpdateService:
-		return update(c.Service, tx.GetService, tx.UpdateService)
+		return update(tx, c.Service, tx.UpdateService)
 	case *DeleteService:
 		return deleteService(tx, c.ID)
 	case *CreateVolume:
-		return create(c.Volume, tx.GetVolume, tx.UpdateVolume)
+		return create(tx, c.Volume, tx.UpdateVolume)
 	case *UpdateVolume:
 		return updateVolume(tx, c.Volume)
 	case *DeleteVolume:
 		return deleteVolume(tx, c.ID)
 	case *CreateSecret:
-		return create(c.Secret, tx.GetSecret, tx.UpdateSecret)
+		return create(tx, c.Secret, tx.UpdateSecret)
 	case *UpdateSecret:
-		return update(c.Secret, tx.GetSecret, tx.UpdateSecret)
+		return update(tx, c.Secret, tx.UpdateSecret)
 	case *DeleteSecret:
 		return deleteUnused(tx, c.ID, tx.GetSecret, tx.DeleteSecret, func(s *types.Service) []string { return s.Secrets })
 	case *CreateNetwork:
-		return create(c.Network, tx.GetNetwork, tx.UpdateNetwork)
+		return create(tx, c.Network, tx.UpdateNetwork)
 	case *UpdateNetwork:
-		return update(c.Network, tx.GetNetwork, tx.UpdateNetwork)
+		return update(tx, c.Network, tx.UpdateNetwork)
 	case *DeleteNetwork:
 		return deleteUnused(tx, c.ID, tx.GetNetwork, tx.DeleteNetwork, func(s *types.Service) []string { return s.Networks })
 	case *RegisterNode:
@@ -72,7 +72,7 @@ func ApplyTx(tx state.Tx, c Command) error {
 		}
 		return tx.UpdateNode(c.Node)
 	case *UpdateNode:
-		return update(c.Node, tx.GetNode, tx.UpdateNode)
+		return update(tx, c.Node, tx.UpdateNode)
 	case *SetNodeStatus:
 		n, err := tx.GetNode(c.NodeID)
 		if err != nil {
@@ -101,15 +101,16 @@ func missing(c Command) error {
 func create[P interface {
 	comparable
 	types.Record
-}](r P, get func(string) (P, error), put func(P) error) error {
+}](tx state.Tx, r P, put func(P) error) error {
 	var zero P
 	if r == zero {
 		return fmt.Errorf("%w: create without a record", types.ErrInvalid)
 	}
-	if _, err := get(r.RecordID()); err == nil {
-		return fmt.Errorf("%w: %s %s", ErrExists, r.Kind(), r.RecordID())
-	} else if !errors.Is(err, state.ErrNotFound) {
+	// Has reads no more than the key: the record need not be decoded.
+	if ok, err := tx.Has(r.Kind(), r.RecordID()); err != nil {
 		return err
+	} else if ok {
+		return fmt.Errorf("%w: %s %s", ErrExists, r.Kind(), r.RecordID())
 	}
 	return put(r)
 }
@@ -117,13 +118,15 @@ func create[P interface {
 func update[P interface {
 	comparable
 	types.Record
-}](r P, get func(string) (P, error), put func(P) error) error {
+}](tx state.Tx, r P, put func(P) error) error {
 	var zero P
 	if r == zero {
 		return fmt.Errorf("%w: update without a record", types.ErrInvalid)
 	}
-	if _, err := get(r.RecordID()); err != nil {
+	if ok, err := tx.Has(r.Kind(), r.RecordID()); err != nil {
 		return err
+	} else if !ok {
+		return &state.NotFoundError{Kind: r.Kind(), Key: r.RecordID()}
 	}
 	return put(r)
 }

@@ -238,3 +238,13 @@ func (s *store) GetCluster() (*types.Cluster, error) { return read(s, txn.GetClu
 func (s *store) UpdateCluster(r *types.Cluster) error {
 	return s.writeOne(func(t txn) error { return t.UpdateCluster(r) })
 }
+
+// Has implements Reader.
+func (t txn) Has(kind types.Kind, id string) (bool, error) {
+	return t.kv.Get(kind.Bucket(), []byte(id)) != nil, nil
+}
+
+// Has implements Reader.
+func (s *store) Has(kind types.Kind, id string) (bool, error) {
+	return read(s, func(t txn) (bool, error) { return t.Has(kind, id) })
+}

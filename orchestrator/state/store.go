@@ -9,6 +9,11 @@ import (
 
 // Reader reads records. Lists are sorted by ID.
 type Reader interface {
+	// Has reports whether a record of kind with this ID exists, without
+	// decoding it: the state machine's existence checks on every create
+	// and update.
+	Has(kind types.Kind, id string) (bool, error)
+
 	GetNode(id string) (*types.Node, error)
 	ListNodes() ([]*types.Node, error)
 

@@ -72,6 +72,28 @@ func DescribeStore(name string, newKV func() state.KV) bool {
 				kindEntries(),
 			)
 
+			DescribeTable("are known to exist exactly while they are stored",
+				func(k kindOps) {
+					has := func(id string) bool {
+						ok, err := store.Has(k.kind, id)
+						Expect(err).NotTo(HaveOccurred())
+						return ok
+					}
+					Expect(has("h-1")).To(BeFalse())
+					Expect(k.put(store, k.make("h-1", "here"))).To(Succeed())
+					Expect(has("h-1")).To(BeTrue())
+					Expect(has("h-2")).To(BeFalse())
+					Expect(store.View(func(r state.Reader) error {
+						ok, err := r.Has(k.kind, "h-1")
+						Expect(ok).To(BeTrue())
+						return err
+					})).To(Succeed())
+					Expect(k.del(store, "h-1")).To(Succeed())
+					Expect(has("h-1")).To(BeFalse())
+				},
+				kindEntries(),
+			)
+
 			DescribeTable("refuse to delete what is not there",
 				func(k kindOps) {
 					err := k.del(store, "nope")
