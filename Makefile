@@ -63,14 +63,49 @@ sim: ## Run the simulator's specs: every scenario for a few seeds, the broken va
 
 # CHAOS_RUNS seeds of every scenario, each run twice to prove it replays bit
 # for bit; then RAFT_RUNS seeds of the consensus scenarios on real raft
-# (tier B). Prints the failing seeds with the command that replays each.
-CHAOS_RUNS ?= 200
-RAFT_RUNS  ?= 20
+# (tier B), and FAILPOINT_RUNS more on bin/warren-failpoints: the same
+# binary with the failpoint markers of backends/raft rewritten by
+# failpoint-toolexec at compile time (sources are never touched; its own
+# GOCACHE), each hit delayed, failed or crashed as the seed decides. The
+# two real raft sweeps run side by side (each uses about one core; the
+# model runs use both, and so does a cold failpoint build). Prints the failing seeds
+# with the command that replays each, and the hits of every failpoint; a
+# failpoint no run passed fails the target (were the markers rewritten?).
+CHAOS_RUNS     ?= 200
+RAFT_RUNS      ?= 20
+FAILPOINT_RUNS ?= 20
 RAFT_SCENARIOS := scenarios/leader-failover.yaml scenarios/partition.yaml scenarios/chaos.yaml
+FAILPOINT_TOOLEXEC := $(CURDIR)/bin/tools/failpoint-toolexec
+FAILPOINT_GOCACHE  ?= $(shell $(GO) env GOCACHE)-failpoints
+FAILPOINT_LOG      := bin/warren-failpoints.log
 
-chaos: build ## Run every scenario for CHAOS_RUNS seeds (determinism checked), then on real raft
+# The tool's version is the library's in go.mod, so markers and rewriter agree.
+$(FAILPOINT_TOOLEXEC): go.mod
+	GOBIN=$(CURDIR)/bin/tools $(GO) install github.com/pingcap/failpoint/failpoint-toolexec@$$($(GO) list -m -f '{{.Version}}' github.com/pingcap/failpoint)
+
+chaos: build $(FAILPOINT_TOOLEXEC) ## Run every scenario for CHAOS_RUNS seeds (determinism checked), then on real raft, with failpoints too
+	GOCACHE=$(FAILPOINT_GOCACHE) $(GO) build -toolexec=$(FAILPOINT_TOOLEXEC) -ldflags '$(LDFLAGS)' -o bin/warren-failpoints ./cmd/warren
 	./bin/warren sim scenarios/*.yaml --runs $(CHAOS_RUNS) --check-determinism --quiet
-	./bin/warren sim --consensus raft $(RAFT_SCENARIOS) --runs $(RAFT_RUNS) --quiet
+	@echo "./bin/warren-failpoints sim --consensus raft --failpoints $(RAFT_SCENARIOS) --runs $(FAILPOINT_RUNS) > $(FAILPOINT_LOG)"
+	@./bin/warren-failpoints sim --consensus raft --failpoints $(RAFT_SCENARIOS) --runs $(FAILPOINT_RUNS) \
+		> $(FAILPOINT_LOG) 2>&1 & fp=$$!; \
+	trap 'kill $$fp 2>/dev/null || true' EXIT; \
+	echo "./bin/warren sim --consensus raft $(RAFT_SCENARIOS) --runs $(RAFT_RUNS) --quiet"; \
+	plain=0; ./bin/warren sim --consensus raft $(RAFT_SCENARIOS) --runs $(RAFT_RUNS) --quiet || plain=$$?; \
+	failed=0; wait $$fp || failed=$$?; \
+	grep -v ' pass (' $(FAILPOINT_LOG) | sed 's/^/failpoints: /' || true; \
+	if [ $$failed -ne 0 ]; then echo "failpoints: replay a seed with ./bin/warren-failpoints sim --consensus raft --failpoints FILE --seed N (full log: $(FAILPOINT_LOG))"; fi; \
+	sed -n '/acted on: /{s/.*acted on: //;s/: .*//;p}' $(FAILPOINT_LOG) | tr ';' '\n' | awk ' \
+		NF >= 2 && $$1 == "beforeStoreLogs" { runs++ } \
+		NF >= 2 { name = $$1; seen[name] = 1; hits[name] += $$2; \
+			for (i = 3; i < NF; i++) { n = $$i; kind = $$(i + 1); gsub(/[^0-9]/, "", n); gsub(/[^a-z]/, "", kind); if (n != "") did[name, kind] += n } } \
+		END { total = 0; zero = ""; \
+			for (name in seen) { total += hits[name]; if (hits[name] == 0) zero = zero " " name; \
+				printf "failpoint %-18s %8d hits, %5d delayed, %3d crashed, %4d failed\n", name, hits[name], did[name, "delayed"], did[name, "crashed"], did[name, "failed"] | "sort" } \
+			close("sort"); printf "failpoints: %d hits in %d runs\n", total, runs; \
+			if (total == 0) { print "chaos: the failpoint build hit no failpoint: were its markers rewritten by failpoint-toolexec?"; exit 1 } \
+			if (zero != "") { print "chaos: no run passed failpoint" zero; exit 1 } }'; \
+	if [ $$plain -ne 0 ] || [ $$failed -ne 0 ]; then exit 1; fi
 
 integ: ## Run the specs labelled "integ" (real bbolt, raft, containerd)
 	$(GINKGO) $(GINKGO_FLAGS) --label-filter=integ

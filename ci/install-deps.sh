@@ -41,3 +41,14 @@ fi
 cd "$(dirname "$0")/.."
 echo "install-deps: go mod download ($(go version))"
 go mod download
+
+# failpoint-toolexec rewrites the failpoint markers of backends/raft at
+# compile time for `make chaos`'s bin/warren-failpoints. It goes to bin/tools
+# (not system-wide), at the version of the failpoint library in go.mod.
+fp_version="$(go list -m -f '{{.Version}}' github.com/pingcap/failpoint)"
+if [[ -x bin/tools/failpoint-toolexec && bin/tools/failpoint-toolexec -nt go.mod ]]; then
+	echo "install-deps: bin/tools/failpoint-toolexec present"
+else
+	echo "install-deps: go install failpoint-toolexec@${fp_version} into bin/tools"
+	GOBIN="$PWD/bin/tools" go install "github.com/pingcap/failpoint/failpoint-toolexec@${fp_version}"
+fi

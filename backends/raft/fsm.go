@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	hraft "github.com/hashicorp/raft"
+	"github.com/pingcap/failpoint"
 
 	"github.com/warren-orchestrator/warren/backends/bolt"
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
@@ -38,6 +39,8 @@ type FSM struct {
 	// observe, when set, sees each command applied without error, in log
 	// order, once its transaction committed.
 	observe func(index uint64, c fsm.Command)
+	// id names the manager to the failpoints (Node sets it).
+	id string
 }
 
 // Observe makes fn see every command the FSM applies without error, with
@@ -123,6 +126,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	if last == f.applied.Load() {
 		return out
 	}
+	failpoint.InjectCall(FailpointBeforeApplyBatch, f.id, last)
 	for {
 		failed := -1
 		var cmdErr error
@@ -156,6 +160,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 				}
 			}
 		}
+		failpoint.InjectCall(FailpointAfterApplyBatch, f.id, last)
 		return out
 	}
 }
@@ -167,7 +172,7 @@ func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{s: s}, nil
+	return &snapshot{s: s, id: f.id}, nil
 }
 
 // Restore implements raft.FSM: the store's content becomes the snapshot's.
@@ -181,14 +186,17 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 // snapshot is a raft.FSMSnapshot of the store: a complete warren.db file,
 // streamed to the sink in whatever chunks the sink takes.
-type snapshot struct{ s *bolt.Snapshot }
+type snapshot struct {
+	s  *bolt.Snapshot
+	id string
+}
 
 func (s *snapshot) Persist(sink hraft.SnapshotSink) error {
 	// Persist unpins the store's pages itself: raft's RecoverCluster never
 	// calls Release, and a pinned read transaction would block closing
 	// the store for ever. Release after it is a no-op.
 	defer s.Release()
-	if _, err := s.s.WriteTo(sink); err != nil {
+	if _, err := s.s.WriteTo(&chunks{w: sink, id: s.id}); err != nil {
 		_ = sink.Cancel()
 		return err
 	}
@@ -196,6 +204,28 @@ func (s *snapshot) Persist(sink hraft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() { _ = s.s.Close() }
+
+// chunks passes a snapshot's writes on, meeting FailpointPersistChunk
+// between two of them. It is deliberately not an io.ReaderFrom, so that
+// bbolt copies the file through it in 32 KiB writes.
+type chunks struct {
+	w       io.Writer
+	id      string
+	written int64
+}
+
+func (c *chunks) Write(p []byte) (int, error) {
+	if c.written > 0 {
+		var err error
+		failpoint.InjectCall(FailpointPersistChunk, c.id, c.written, &err)
+		if err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.w.Write(p)
+	c.written += int64(n)
+	return n, err
+}
 
 // SeedStore makes dataDir's warren.db the content of a backup (a warren.db
 // stream, as Node.Backup writes it), for a manager that will start a new

@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
+	"github.com/pingcap/failpoint"
 
 	"github.com/warren-orchestrator/warren/backends/bolt"
 	"github.com/warren-orchestrator/warren/orchestrator"
@@ -42,7 +44,9 @@ type Timing struct {
 	// LeaderLease is how long a leader keeps leading without hearing from
 	// a quorum.
 	LeaderLease time.Duration
-	// Apply bounds how long a write waits to be committed and applied.
+	// Apply bounds how long a write waits to be handed to raft (raft's
+	// enqueue timeout; once raft has it, raft answers when it is applied
+	// or cannot be), and how long Close lets the calls in flight finish.
 	Apply time.Duration
 }
 
@@ -61,6 +65,16 @@ type Config struct {
 	// ServerTLS and ClientTLS secure raft traffic (both mutual TLS, from
 	// the cluster CA).
 	ServerTLS, ClientTLS *tls.Config
+	// Transport, when set, carries raft's messages instead of TCP with
+	// mutual TLS: nothing listens, and Bind, Advertise, ServerTLS and
+	// ClientTLS are not used. Raft closes it when it shuts down. For the
+	// simulator's network (sim/raftsim) and tests.
+	Transport hraft.Transport
+	// WrapLogStore, when set, wraps raft.db's log and stable store before
+	// raft sees it: the simulator's disk (latency, stalls) goes there.
+	// The failpoints of the log (FailpointBeforeStoreLogs, ...) stay
+	// outside the wrapper, around what it returns.
+	WrapLogStore func(LogStore) LogStore
 	// Timing, DefaultTiming when zero.
 	Timing Timing
 	// LogOutput receives raft's log lines; nil discards them.
@@ -68,6 +82,9 @@ type Config struct {
 	// SnapshotThreshold is how many entries raft appends between
 	// snapshots (raft's default when 0).
 	SnapshotThreshold uint64
+	// SnapshotInterval is how often raft checks whether SnapshotThreshold
+	// is reached (raft's default, two minutes, when 0).
+	SnapshotInterval time.Duration
 	// ForceNewCluster rewrites the raft configuration, before raft starts,
 	// to this manager alone, keeping the state and the log: the way back
 	// from a lost quorum (warren cluster init --force-new-cluster).
@@ -75,6 +92,16 @@ type Config struct {
 	// OnApply, when set, sees every command applied without error (see
 	// FSM.Observe): the leader's loops and the event stream feed on it.
 	OnApply func(index uint64, c fsm.Command)
+	// Observe, when set, sees each of raft's observations (state and
+	// leader changes, ...) as it happens, on raft's own goroutine: the
+	// manager's state and term are the ones the observation is about. It
+	// must not block. It is registered as raft starts, before an election
+	// timeout can have run out.
+	Observe func(*hraft.Observation)
+	// Fatal is called, on raft's FSM goroutine, when warren.db cannot
+	// record a committed entry: the manager cannot go on without diverging
+	// from the others. Nil panics, as a manager must (see NewFSM).
+	Fatal func(error)
 }
 
 // Node is one manager's replica: raft, its log, the FSM and the store.
@@ -84,8 +111,20 @@ type Node struct {
 	fsm    *FSM
 	kv     *bolt.KV
 	logs   *bolt.RaftStore
-	trans  *hraft.NetworkTransport
+	trans  hraft.Transport
 	timing Timing
+	logger hclog.Logger
+
+	// The calls waiting on raft (Apply, Barrier), so that Close can let
+	// them finish, and answer those raft never will (see Close).
+	mu      sync.Mutex
+	closing bool
+	calls   sync.WaitGroup
+	// down closes once raft has shut down: a call still waiting then
+	// will get no answer from raft.
+	down      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open starts the manager's raft on its data directory. A new directory
@@ -112,39 +151,35 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, kv: kv, timing: timing}
+	n := &Node{cfg: cfg, kv: kv, timing: timing, logger: logger, down: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
 			n.closeStores()
 		}
 	}()
-	if n.fsm, err = NewFSM(kv, nil); err != nil {
+	if n.fsm, err = NewFSM(kv, cfg.Fatal); err != nil {
 		return nil, err
 	}
+	n.fsm.id = cfg.ID
 	n.fsm.Observe(cfg.OnApply)
 	if n.logs, err = bolt.OpenRaftStore(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	var logs LogStore = n.logs
+	if cfg.WrapLogStore != nil {
+		logs = cfg.WrapLogStore(logs)
+	}
+	logs = logStore{LogStore: logs, id: cfg.ID}
 	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, logger)
 	if err != nil {
 		return nil, fmt.Errorf("raft: snapshots in %s: %w", filepath.Join(cfg.DataDir, "snapshots"), err)
 	}
-	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
-	if err != nil {
-		return nil, fmt.Errorf("raft: advertise address %q: %w", cfg.Advertise, err)
+	if n.trans = cfg.Transport; n.trans == nil {
+		if n.trans, err = tcpTransport(cfg, logger); err != nil {
+			return nil, err
+		}
 	}
-	stream, err := NewStreamLayer(cfg.Bind, adv, cfg.ServerTLS, cfg.ClientTLS)
-	if err != nil {
-		return nil, err
-	}
-	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: 3,
-		// The timeout of one RPC; a snapshot's is scaled by its size.
-		Timeout: 2 * time.Second,
-		Logger:  logger,
-	})
 
 	rc := hraft.DefaultConfig()
 	rc.LocalID = hraft.ServerID(cfg.ID)
@@ -161,21 +196,58 @@ func Open(cfg Config) (*Node, error) {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 		rc.TrailingLogs = cfg.SnapshotThreshold
 	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
 	if cfg.ForceNewCluster {
 		alone := hraft.Configuration{Servers: []hraft.Server{{
 			Suffrage: hraft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
 		}}}
-		if err := hraft.RecoverCluster(rc, n.fsm, n.logs, n.logs, snaps, n.trans, alone); err != nil {
-			_ = n.trans.Close()
+		if err := hraft.RecoverCluster(rc, n.fsm, logs, logs, snaps, n.trans, alone); err != nil {
+			_ = n.closeTransport()
 			return nil, fmt.Errorf("raft: force a new cluster from %s: %w", cfg.DataDir, err)
 		}
 	}
-	if n.raft, err = hraft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
-		_ = n.trans.Close()
+	if n.raft, err = hraft.NewRaft(rc, n.fsm, logs, logs, snaps, n.trans); err != nil {
+		_ = n.closeTransport()
 		return nil, fmt.Errorf("raft: start: %w", err)
+	}
+	if cfg.Observe != nil {
+		// The filter runs on raft's goroutine as the observation is made;
+		// nothing is sent on the (nil) channel.
+		n.raft.RegisterObserver(hraft.NewObserver(nil, false, func(o *hraft.Observation) bool {
+			cfg.Observe(o)
+			return false
+		}))
 	}
 	ok = true
 	return n, nil
+}
+
+// tcpTransport is raft over TCP with mutual TLS, listening on cfg.Bind.
+func tcpTransport(cfg Config, logger hclog.Logger) (*hraft.NetworkTransport, error) {
+	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+	if err != nil {
+		return nil, fmt.Errorf("raft: advertise address %q: %w", cfg.Advertise, err)
+	}
+	stream, err := NewStreamLayer(cfg.Bind, adv, cfg.ServerTLS, cfg.ClientTLS)
+	if err != nil {
+		return nil, err
+	}
+	return hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 3,
+		// The timeout of one RPC; a snapshot's is scaled by its size.
+		Timeout: 2 * time.Second,
+		Logger:  logger,
+	}), nil
+}
+
+func (n *Node) closeTransport() error {
+	if c, ok := n.trans.(hraft.WithClose); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 func (n *Node) closeStores() {
@@ -190,10 +262,23 @@ func (n *Node) closeStores() {
 // Bootstrap makes this manager a cluster of one; it elects itself at once.
 // Only for a new cluster (warren cluster init).
 func (n *Node) Bootstrap() error {
-	f := n.raft.BootstrapCluster(hraft.Configuration{Servers: []hraft.Server{{
-		Suffrage: hraft.Voter, ID: hraft.ServerID(n.cfg.ID), Address: n.trans.LocalAddr(),
-	}}})
-	if err := f.Error(); err != nil {
+	return n.BootstrapCluster([]Member{{ID: n.cfg.ID, Addr: n.Addr(), Voter: true}})
+}
+
+// BootstrapCluster makes a new cluster of members at once: call it on each
+// of them, with the same list, before any has data. Bootstrap, then
+// AddVoter, is how a production cluster grows; the simulator starts its
+// managers this way.
+func (n *Node) BootstrapCluster(members []Member) error {
+	var cfg hraft.Configuration
+	for _, m := range members {
+		s := hraft.Server{Suffrage: hraft.Nonvoter, ID: hraft.ServerID(m.ID), Address: hraft.ServerAddress(m.Addr)}
+		if m.Voter {
+			s.Suffrage = hraft.Voter
+		}
+		cfg.Servers = append(cfg.Servers, s)
+	}
+	if err := n.raft.BootstrapCluster(cfg).Error(); err != nil {
 		return fmt.Errorf("raft: bootstrap: %w", err)
 	}
 	return nil
@@ -251,6 +336,23 @@ func (n *Node) LeaderCh() <-chan bool { return n.raft.LeaderCh() }
 // Term is the current raft term.
 func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
 
+// Progress is how far a manager's raft log has got.
+type Progress struct {
+	// Last is the index of the last entry in the log, Committed of the
+	// last one known committed, Applied of the last one applied.
+	Last, Committed, Applied uint64
+}
+
+// Progress reports how far this manager's log has got.
+func (n *Node) Progress() Progress {
+	return Progress{Last: n.raft.LastIndex(), Committed: n.raft.CommitIndex(), Applied: n.raft.AppliedIndex()}
+}
+
+// View runs fn in a read transaction of this manager's warren.db: every
+// bucket, the records, indexes and the store's own metadata, as of one
+// applied entry. For tools and checks; the core reads through Store.
+func (n *Node) View(fn func(tx state.KVTx) error) error { return n.kv.View(fn) }
+
 // Member is a manager in the raft configuration.
 type Member struct {
 	ID, Addr string
@@ -271,21 +373,70 @@ func (n *Node) Members() ([]Member, error) {
 }
 
 // Apply replicates cmd and waits until this manager has applied it. The
-// error is the command's own (a conflict, a name taken) or the reason it
-// could not be committed: ErrNotLeader, ErrNoQuorum.
+// error is the command's own (a conflict, a name taken; index is then
+// set) or the reason it could not be committed: ErrNotLeader, ErrNoQuorum,
+// ErrOutcomeUnknown, and state.ErrClosed once Close has begun (wrapping
+// ErrOutcomeUnknown too when raft shut down with the write in flight).
 func (n *Node) Apply(cmd fsm.Command) (index uint64, err error) {
+	defer func() { failpoint.InjectCall(FailpointBeforeApplyReturn, n.cfg.ID, index) }()
 	data, err := fsm.Encode(cmd)
 	if err != nil {
 		return 0, err
 	}
+	if !n.enter() {
+		return 0, n.closedError()
+	}
+	defer n.calls.Done()
 	f := n.raft.Apply(data, n.timing.Apply)
-	if err := f.Error(); err != nil {
+	if err := n.await(f); err != nil {
+		if errors.Is(err, hraft.ErrRaftShutdown) {
+			return 0, fmt.Errorf("%w: %w: raft shut down with the write in flight (%v); read the state to see whether it took", state.ErrClosed, ErrOutcomeUnknown, err)
+		}
 		return 0, n.writeError(err)
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
 		return f.Index(), err
 	}
 	return f.Index(), nil
+}
+
+// enter counts a call that will wait on raft; false once Close has begun.
+func (n *Node) enter() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		return false
+	}
+	n.calls.Add(1)
+	return true
+}
+
+func (n *Node) closedError() error {
+	return fmt.Errorf("%w: raft: manager %s is shutting down; nothing was sent to raft", state.ErrClosed, n.cfg.ID)
+}
+
+// await waits for raft's answer to f, or for raft to shut down without
+// giving one (hraft.ErrRaftShutdown then). hashicorp/raft never answers a
+// future still in its apply queue, nor a committed one still queued for
+// the FSM, when it shuts down: waiting on f.Error alone could block for
+// ever. The goroutine that waits on it instead is the one left blocked
+// then; Close sees that it happens only when raft was stuck for longer
+// than Timing.Apply.
+func (n *Node) await(f hraft.Future) error {
+	answer := make(chan error, 1)
+	go func() { answer <- f.Error() }()
+	select {
+	case err := <-answer:
+		return err
+	case <-n.down:
+		// raft has stopped: an answer it gave is in the future already.
+		select {
+		case err := <-answer:
+			return err
+		case <-time.After(time.Millisecond):
+			return hraft.ErrRaftShutdown
+		}
+	}
 }
 
 // Propose implements orchestrator.Proposer for the leader's loops.
@@ -301,7 +452,11 @@ var _ orchestrator.Proposer = (*Node)(nil)
 // Barrier waits until every entry committed before it is applied here.
 // Leader only: a linearizable read is a Barrier, then a read of Store.
 func (n *Node) Barrier() error {
-	if err := n.raft.Barrier(n.timing.Apply).Error(); err != nil {
+	if !n.enter() {
+		return n.closedError()
+	}
+	defer n.calls.Done()
+	if err := n.await(n.raft.Barrier(n.timing.Apply)); err != nil {
 		return n.writeError(err)
 	}
 	return nil
@@ -351,10 +506,38 @@ func (n *Node) writeError(err error) error {
 	return fmt.Errorf("raft: %w", err)
 }
 
-// Close stops raft and closes the stores. Safe to call once.
+// Close stops raft and closes the stores; a second call waits for the
+// first and returns its result. New calls of Apply and Barrier fail at
+// once with state.ErrClosed; those in flight get raft's answer if it comes
+// within Timing.Apply (raft answers every write it has while it runs:
+// applied, refused, or leadership lost), then raft shuts down, and those
+// still waiting return state.ErrClosed, a write wrapping
+// ErrOutcomeUnknown too. Close returns once every one has returned.
 func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
+	n.mu.Lock()
+	n.closing = true
+	n.mu.Unlock()
+	returned := make(chan struct{})
+	go func() {
+		n.calls.Wait()
+		close(returned)
+	}()
+	timer := time.NewTimer(n.timing.Apply)
+	select {
+	case <-returned:
+	case <-timer.C:
+		n.logger.Warn("closing with calls still waiting on raft; they will return without raft's answer", "after", n.timing.Apply)
+	}
+	timer.Stop()
 	err := n.raft.Shutdown().Error()
-	if e := n.trans.Close(); err == nil {
+	close(n.down)
+	<-returned
+	if e := n.closeTransport(); err == nil {
 		err = e
 	}
 	if e := n.logs.Close(); err == nil {

@@ -5,17 +5,15 @@ import (
 	"os"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
-
 	wraft "github.com/warren-orchestrator/warren/backends/raft"
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/state"
 )
 
-// What a manager's API answers a client. The write path is the one
-// backends/raft.Node.Apply takes (raft.Apply, wait for the future, the
-// FSM's response), and its errors are sorted the way Node.writeError
-// sorts them: what certainly did not reach the log, and what may have.
+// What a manager's API answers a client. A write is Node.Apply, a read
+// Node.Barrier and then Node.Store, as the daemon serves them; Node's
+// errors are sorted the way a client must sort them: what certainly did
+// not reach the log, and what may have.
 type status int
 
 const (
@@ -30,12 +28,13 @@ const (
 	// stNotLeader: this manager does not lead; nothing was appended
 	// (Node's ErrNotLeader). Leader names the leader when known.
 	stNotLeader
-	// stFailed: nothing was appended (raft's enqueue timed out), or a read
+	// stFailed: nothing was appended (Node's ErrNoQuorum: raft's enqueue
+	// timed out; state.ErrClosed alone: the manager is closing), or a read
 	// could not be served.
 	stFailed
-	// stUnknown: the leader lost the lead, or shut down, while the write
-	// was in flight (Node's ErrOutcomeUnknown): it may or may not be
-	// applied.
+	// stUnknown: the write may or may not be applied: the leader lost the
+	// lead or shut down while it was in flight (Node's ErrOutcomeUnknown),
+	// or raft failed it with an error of its own (a failed append).
 	stUnknown
 )
 
@@ -60,9 +59,6 @@ type response struct {
 	err    error
 }
 
-// applyTimeout is Node's Timing.Apply.
-var applyTimeout = wraft.DefaultTiming.Apply
-
 // serve answers a client's request on this incarnation. It runs in the
 // network's goroutine for the request.
 func (inc *incarnation) serve(req any) any {
@@ -79,57 +75,53 @@ func (inc *incarnation) serve(req any) any {
 }
 
 func (inc *incarnation) write(r request) response {
-	data, err := fsm.Encode(r.cmd)
-	if err != nil {
-		return response{status: stRejected, err: err}
+	node := inc.node
+	if inc.m.c.cfg.Broken == BrokenAckBeforeCommit && node.IsLeader() {
+		// The broken manager answers once it has handed the write to raft,
+		// before it is committed: a leader that is cut off or crashes
+		// loses it.
+		node.Propose(r.cmd, func(error) {})
+		return response{status: stOK}
 	}
-	f := inc.raft.Apply(data, applyTimeout)
-	if inc.m.c.cfg.Broken == BrokenAckBeforeCommit {
-		// The broken manager answers once raft has taken the write, before
-		// it is committed: a leader that is cut off or crashes loses it.
-		if inc.raft.State() == hraft.Leader {
-			return response{status: stOK}
-		}
-	}
-	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, hraft.ErrNotLeader), errors.Is(err, hraft.ErrLeadershipTransferInProgress):
-			_, id := inc.raft.LeaderWithID()
-			return response{status: stNotLeader, leader: string(id), err: err}
-		case errors.Is(err, hraft.ErrEnqueueTimeout):
-			return response{status: stFailed, err: err}
-		default: // ErrLeadershipLost, ErrRaftShutdown, ErrAbortedByRestore
-			return response{status: stUnknown, err: err}
-		}
-	}
-	resp := response{status: stOK, index: f.Index()}
-	if err, ok := f.Response().(error); ok && err != nil {
-		resp.err = err
+	index, err := node.Apply(r.cmd)
+	switch {
+	case err == nil:
+		return response{status: stOK, index: index}
+	case index > 0: // committed: the FSM's own answer
+		resp := response{status: stRejected, index: index, err: err}
 		switch {
 		case errors.Is(err, fsm.ErrExists):
 			resp.status = stExists
 		case errors.Is(err, state.ErrNotFound):
 			resp.status = stNotFound
-		default:
-			resp.status = stRejected
 		}
+		return resp
+	case errors.Is(err, wraft.ErrOutcomeUnknown):
+		return response{status: stUnknown, err: err}
+	case errors.Is(err, wraft.ErrNotLeader):
+		id, _ := node.Leader()
+		return response{status: stNotLeader, leader: id, err: err}
+	case errors.Is(err, wraft.ErrNoQuorum), errors.Is(err, state.ErrClosed):
+		return response{status: stFailed, err: err}
+	default:
+		return response{status: stUnknown, err: err}
 	}
-	return resp
 }
 
-// read serves a linearizable read as Node documents it: on the leader, a
-// Barrier, then the local store.
+// read serves a linearizable read as Node documents it: a Barrier (which
+// only the leader can pass), then the local store.
 func (inc *incarnation) read(r request) response {
+	node := inc.node
 	if inc.m.c.cfg.Broken != BrokenStaleRead {
-		if inc.raft.State() != hraft.Leader {
-			_, id := inc.raft.LeaderWithID()
-			return response{status: stNotLeader, leader: string(id)}
-		}
-		if err := inc.raft.Barrier(applyTimeout).Error(); err != nil {
+		if err := node.Barrier(); err != nil {
+			if errors.Is(err, wraft.ErrNotLeader) {
+				id, _ := node.Leader()
+				return response{status: stNotLeader, leader: id, err: err}
+			}
 			return response{status: stFailed, err: err}
 		}
 	}
-	exists, value, err := readObject(inc.fsm.Store(), r.key)
+	exists, value, err := readObject(node.Store(), r.key)
 	if err != nil {
 		return response{status: stFailed, err: err}
 	}

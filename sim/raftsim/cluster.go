@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
-
 	"github.com/warren-orchestrator/warren/backends/bolt"
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/state"
@@ -73,8 +71,8 @@ type Election struct {
 
 // Cluster is N real managers on the simulated network, and what checks
 // them. It must be created and used inside one synctest bubble, and
-// driven (started, crashed, restarted, closed) from the bubble's main
-// goroutine: a crash waits for the bubble to come to rest (synctest.Wait).
+// started, restarted and closed from one goroutine (a crash may come from
+// any).
 type Cluster struct {
 	cfg      Config
 	src      *Source
@@ -85,11 +83,18 @@ type Cluster struct {
 	start    time.Time
 	dir      string
 	ownDir   bool
+	// fps is the run's side of the failpoints, nil without them.
+	fps *failpoints
+	// closing closes when Close begins; bg are the goroutines that must
+	// end before it goes on (restarts a failpoint's crash scheduled).
+	closing chan struct{}
+	bg      sync.WaitGroup
 
 	mu        sync.Mutex
 	violation *sim.Violation
 	leaders   map[uint64]string // term -> leader
 	elections []Election
+	bgErr     error             // what the bg goroutines failed to do
 	committed map[uint64]string // index -> "key=value" applied there
 	ackedAt   map[uint64]string // index -> "key=value" acknowledged there
 	acked     map[string]string // key -> value of every acknowledged create
@@ -106,7 +111,7 @@ func NewCluster(cfg Config, src *Source) (*Cluster, error) {
 	c := &Cluster{
 		cfg: cfg, src: src, net: NewNetwork(src, cfg.Net), hist: &History{},
 		leaders: map[uint64]string{}, committed: map[uint64]string{}, ackedAt: map[uint64]string{},
-		acked: map[string]string{}, start: time.Now(), dir: cfg.Dir,
+		acked: map[string]string{}, start: time.Now(), dir: cfg.Dir, closing: make(chan struct{}),
 	}
 	if c.dir == "" {
 		base := os.TempDir()
@@ -143,8 +148,13 @@ func (c *Cluster) Start() error {
 // cluster made.
 func (c *Cluster) Close() error {
 	var errs []error
+	close(c.closing)
+	c.bg.Wait()
 	for _, m := range c.managers {
-		errs = append(errs, m.crash())
+		m.crash()
+	}
+	for _, m := range c.managers {
+		errs = append(errs, m.closed())
 	}
 	c.net.down(c.client)
 	c.net.Close()
@@ -322,18 +332,18 @@ func (c *Cluster) leader() *manager {
 	var term uint64
 	for _, m := range c.managers {
 		inc := m.current()
-		if inc == nil || inc.raft.State() != hraft.Leader {
+		if inc == nil || !inc.node.IsLeader() {
 			continue
 		}
-		if t := inc.raft.CurrentTerm(); best == nil || t > term {
+		if t := inc.node.Term(); best == nil || t > term {
 			best, term = m, t
 		}
 	}
 	return best
 }
 
-// Crash stops a manager; restartAfter > 0 restarts it then (from the
-// caller's event loop).
+// Crash stops a manager: it is off the network at once, and its Node
+// closes in the background (see manager.crash).
 func (c *Cluster) Crash(id string) error {
 	m := c.manager(id)
 	if m == nil {
@@ -343,7 +353,8 @@ func (c *Cluster) Crash(id string) error {
 		return nil
 	}
 	c.event("crash %s", id)
-	return m.crash()
+	m.crash()
+	return nil
 }
 
 // Restart starts a crashed manager again on its files.
@@ -357,6 +368,25 @@ func (c *Cluster) Restart(id string) error {
 	}
 	c.event("restart %s", id)
 	return m.start(false)
+}
+
+// restartAfter restarts a manager after span, from a goroutine of its
+// own, unless the cluster closes first.
+func (c *Cluster) restartAfter(id string, span time.Duration) {
+	c.bg.Go(func() {
+		timer := time.NewTimer(span)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-c.closing:
+			return
+		}
+		if err := c.Restart(id); err != nil {
+			c.mu.Lock()
+			c.bgErr = errors.Join(c.bgErr, err)
+			c.mu.Unlock()
+		}
+	})
 }
 
 // StallDisk makes a manager's disk complete no write for span.
@@ -396,9 +426,9 @@ func (c *Cluster) Converged() error {
 	if li == nil {
 		return errors.New("no leader")
 	}
-	last := li.raft.LastIndex()
-	if li.raft.CommitIndex() < last {
-		return fmt.Errorf("%s has committed %d of %d entries", l.id, li.raft.CommitIndex(), last)
+	lp := li.node.Progress()
+	if lp.Committed < lp.Last {
+		return fmt.Errorf("%s has committed %d of %d entries", l.id, lp.Committed, lp.Last)
 	}
 	var applied []uint64
 	for _, m := range c.managers {
@@ -406,10 +436,10 @@ func (c *Cluster) Converged() error {
 		if inc == nil {
 			return fmt.Errorf("%s is down", m.id)
 		}
-		if a := inc.raft.AppliedIndex(); a < last {
-			return fmt.Errorf("%s has applied %d of %d entries", m.id, a, last)
+		if a := inc.node.Progress().Applied; a < lp.Last {
+			return fmt.Errorf("%s has applied %d of %d entries", m.id, a, lp.Last)
 		}
-		applied = append(applied, inc.fsm.Applied())
+		applied = append(applied, inc.node.Applied())
 	}
 	for i, a := range applied {
 		if a != applied[0] {
@@ -437,7 +467,7 @@ func (c *Cluster) CheckStores() error {
 			return fmt.Errorf("raftsim: %s is down", m.id)
 		}
 		for _, key := range slices.Sorted(maps.Keys(acked)) {
-			exists, value, err := readObject(inc.fsm.Store(), key)
+			exists, value, err := readObject(inc.node.Store(), key)
 			if err != nil {
 				return err
 			}
@@ -451,7 +481,7 @@ func (c *Cluster) CheckStores() error {
 					Detail: fmt.Sprintf("the create of %s with %s was acknowledged, but %s's store holds %s", key, acked[key], m.id, value)}
 			}
 		}
-		sum, err := storeSum(inc.kv)
+		sum, err := storeSum(inc.node.View)
 		if err != nil {
 			return err
 		}
@@ -459,7 +489,7 @@ func (c *Cluster) CheckStores() error {
 			first, firstSum = m.id, sum
 		} else if sum != firstSum {
 			return &sim.Violation{Invariant: "the stores agree after convergence", At: c.Elapsed(),
-				Detail: fmt.Sprintf("%s's store differs from %s's: %s", m.id, first, storeDiff(c.managers[0].current().kv, inc.kv))}
+				Detail: fmt.Sprintf("%s's store differs from %s's: %s", m.id, first, storeDiff(c.managers[0].current().node.View, inc.node.View))}
 		}
 	}
 	return nil
@@ -468,9 +498,9 @@ func (c *Cluster) CheckStores() error {
 // storeSum hashes every record and index of a store, and the raft index
 // it has applied (its meta bucket is otherwise the store's own
 // bookkeeping, which differs between managers).
-func storeSum(kv *bolt.KV) (uint64, error) {
+func storeSum(view viewer) (uint64, error) {
 	h := fnv.New64a()
-	err := kv.View(func(tx state.KVTx) error {
+	err := view(func(tx state.KVTx) error {
 		for _, b := range state.Buckets() {
 			_, _ = io.WriteString(h, b+"\x00")
 			if err := tx.Scan(b, nil, func(k, v []byte) error {
@@ -489,11 +519,15 @@ func storeSum(kv *bolt.KV) (uint64, error) {
 	return h.Sum64(), err
 }
 
+// viewer runs fn in a read transaction of a manager's warren.db
+// (Node.View).
+type viewer func(fn func(state.KVTx) error) error
+
 // storeDiff names the first difference between two stores.
-func storeDiff(a, b *bolt.KV) string {
-	dump := func(kv *bolt.KV) map[string][]byte {
+func storeDiff(a, b viewer) string {
+	dump := func(view viewer) map[string][]byte {
 		out := map[string][]byte{}
-		_ = kv.View(func(tx state.KVTx) error {
+		_ = view(func(tx state.KVTx) error {
 			for _, bk := range state.Buckets() {
 				_ = tx.Scan(bk, nil, func(k, v []byte) error {
 					out[bk+"/"+string(k)] = bytes.Clone(v)

@@ -6,7 +6,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
-	"github.com/warren-orchestrator/warren/backends/bolt"
+	wraft "github.com/warren-orchestrator/warren/backends/raft"
 )
 
 // DiskConfig shapes a manager's simulated disk.
@@ -70,10 +70,11 @@ func (d *disk) stall(span time.Duration) {
 }
 
 // slowStore is raft's log and stable store on raft.db, each write delayed
-// by the manager's disk, for one incarnation. It has exactly
-// bolt.RaftStore's capabilities.
+// by the manager's disk, for one incarnation: what Node's
+// Config.WrapLogStore makes of the bolt store. It has exactly the store's
+// capabilities (wraft.LogStore).
 type slowStore struct {
-	*bolt.RaftStore
+	wraft.LogStore
 	d    *disk
 	dead <-chan struct{}
 }
@@ -85,25 +86,25 @@ var (
 
 func (s slowStore) StoreLog(l *hraft.Log) error {
 	s.d.sync(s.dead)
-	return s.RaftStore.StoreLog(l)
+	return s.LogStore.StoreLog(l)
 }
 
 func (s slowStore) StoreLogs(logs []*hraft.Log) error {
 	s.d.sync(s.dead)
-	return s.RaftStore.StoreLogs(logs)
+	return s.LogStore.StoreLogs(logs)
 }
 
 func (s slowStore) DeleteRange(lo, hi uint64) error {
 	s.d.sync(s.dead)
-	return s.RaftStore.DeleteRange(lo, hi)
+	return s.LogStore.DeleteRange(lo, hi)
 }
 
 func (s slowStore) Set(k, v []byte) error {
 	s.d.sync(s.dead)
-	return s.RaftStore.Set(k, v)
+	return s.LogStore.Set(k, v)
 }
 
 func (s slowStore) SetUint64(k []byte, v uint64) error {
 	s.d.sync(s.dead)
-	return s.RaftStore.SetUint64(k, v)
+	return s.LogStore.SetUint64(k, v)
 }

@@ -6,17 +6,23 @@
 //
 // # What runs
 //
-// Each manager is what backends/raft.Open builds, minus TCP: the FSM
-// (backends/raft.NewFSM) over bolt.OpenKV with NoSync in the manager's
-// own data directory, bolt.OpenRaftStore as raft's log and stable store,
-// hraft.NewFileSnapshotStore (two retained, as in production), and raft
-// configured as node.go configures it (DefaultTiming, a 5 ms commit
-// timeout, BatchApplyCh, NoSnapshotRestoreOnStart). Two differences: all
-// managers are bootstrapped with one configuration of N voters (production
-// bootstraps one and adds the others), and snapshots are taken every 64
-// entries, checked every second (production keeps raft's 8192 entries and
-// two minutes, which a 30-second run never reaches), so that log
-// compaction and InstallSnapshot to a manager that was down happen.
+// Each manager is a backends/raft.Node, opened by backends/raft.Open as
+// production opens it (the FSM over warren.db with NoSync, raft.db as
+// raft's log and stable store, file snapshots, DefaultTiming, a 5 ms
+// commit timeout, BatchApplyCh, NoSnapshotRestoreOnStart), with the hooks
+// of its Config for what a run replaces: the Transport (the simulated
+// network, instead of TCP with mutual TLS), WrapLogStore (the simulated
+// disk under raft.db), Observe (elections, for the checks), OnApply and
+// Fatal. Writes go through Node.Apply and reads through Node.Barrier and
+// Node.Store, so the error mapping (ErrNotLeader, ErrNoQuorum,
+// ErrOutcomeUnknown, state.ErrClosed) and Node.Close are production's.
+// Two differences: all managers are bootstrapped with one configuration
+// of N voters (Node.BootstrapCluster; production bootstraps one and adds
+// the others), and snapshots are taken every 64 entries, checked every
+// second (Config.SnapshotThreshold and SnapshotInterval; production keeps
+// raft's 8192 entries and two minutes, which a 30-second run never
+// reaches), so that log compaction and InstallSnapshot to a manager that
+// was down happen.
 //
 // The data directories go to /dev/shm when it exists: a real fsync is a
 // syscall, which takes no virtual time but real time, and on tmpfs it is
@@ -34,9 +40,14 @@
 // NetworkTransport). Pipelining and pre-vote work as in production; the
 // heartbeat fast path is not simulated.
 //
-// A crash takes the manager off the network, shuts raft down and closes
-// its stores; a restart opens them again from the same files, so the FSM
-// resumes from warren.db's applied index and raft from raft.db.
+// A crash takes the manager off the network at once and stops its disk
+// from making raft wait; its Node then closes in the background, as
+// production's does (the writes and barriers in flight get raft's answer
+// or an unknown outcome, raft shuts down, the stores close). What it
+// writes meanwhile stays in its files, as after kill -9, and reaches no
+// one. A restart waits for that close, then opens a Node again on the
+// same files, so the FSM resumes from warren.db's applied index and raft
+// from raft.db.
 //
 // # Clients and checks
 //
@@ -64,9 +75,32 @@
 // and may take effect at any point after its call, or never.
 //
 // Three deliberately broken variants prove the checks can fail (see
-// Broken): a manager that acknowledges a write before it commits, one
-// that serves reads from its own store without a Barrier, and one that
-// forgets raft.db when it restarts.
+// Broken), each a change to what the manager's API does with its Node: a
+// manager that acknowledges a write once it has handed it to raft
+// (Node.Propose) before it commits, one that serves reads from its own
+// store without a Barrier, and one that forgets raft.db when it restarts.
+//
+// # Failpoints
+//
+// backends/raft marks with pingcap/failpoint the places a fault can strike
+// in the replication path (backends/raft.Failpoints): before and after
+// raft.db appends, before and after the FSM applies a batch, between two
+// chunks of a snapshot being persisted, and before Node.Apply answers. In
+// a normal build the markers are empty calls; in one built with
+// failpoint-toolexec (bin/warren-failpoints, see `make chaos`) they call
+// what Options.Failpoints registers (failpoint.EnableCall): never
+// failpoint's own probability terms, always the run's Source. The seed
+// draws, after the rest of the plan, how often a hit is delayed (and by
+// how much at most) and how often one fails where the code handles an
+// error (a leader's append: it steps down; a snapshot's chunk: raft
+// cancels and retries; not a follower's append, after which
+// hashicorp/raft leaves its last index wrong), and one or two crashes,
+// each armed at a time and striking the next manager to pass its
+// failpoint, right after it (it is off the network before the code goes
+// on) and restarting it after a drawn span. Each hit then draws from the
+// Source. Failpoints act only in the faulty phase, and the Outcome counts
+// each one's hits and what was done with them. FailpointsBuilt tells
+// whether the binary has them.
 //
 // # Virtual time
 //
@@ -83,9 +117,14 @@
 //   - hashicorp/raft never answers an Apply or Barrier future still in its
 //     apply channel, nor a committed one still in its FSM channel, when it
 //     shuts down; a goroutine waiting on one would block for ever, and the
-//     bubble with it. A crash therefore first lets the bubble come to rest
-//     (synctest.Wait), so that raft has taken everything handed to it, and
-//     the simulated disk never holds raft up at that point.
+//     bubble with it. Node.Close handles it, for production as for the
+//     simulator: it lets the calls in flight finish before raft shuts down
+//     (raft answers all it has while it runs: applied, refused or
+//     leadership lost) and only then shuts raft down. Were one still
+//     unanswered after Timing.Apply, it would return anyway, but its
+//     waiting goroutine would stay blocked and the bubble report a
+//     deadlock. The simulated disk never holds raft up once its manager
+//     crashed.
 //   - Once the bubble's main goroutine returns, time no longer advances:
 //     messages still on their way must be dropped first (Network.Close).
 //   - Assertions cannot fail inside the bubble (a Ginkgo failure would

@@ -1,14 +1,12 @@
 package raftsim
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"path/filepath"
 	"sync"
-	"testing/synctest"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 
 	"github.com/warren-orchestrator/warren/backends/bolt"
@@ -16,17 +14,25 @@ import (
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 )
 
-// manager is one real manager: hashicorp/raft over the bolt stores in its
-// own data directory. It lives through incarnations: a crash stops raft
-// and closes the stores; a restart opens them again from the same files.
+// manager is one real manager: a backends/raft.Node, as production opens
+// it, on the simulated network and disk, in its own data directory. It
+// lives through incarnations: a crash closes the Node; a restart opens
+// one again on the same files.
 type manager struct {
 	c    *Cluster
 	id   string
 	dir  string
 	disk *disk
 
+	// starting serialises starts: the run's goroutine restarts managers,
+	// and so do the restarts a failpoint's crash schedules.
+	starting sync.Mutex
+
 	mu  sync.Mutex
 	inc *incarnation // nil while crashed
+	// last is the latest incarnation, whose Close may still be running
+	// after a crash: the next one waits for it (the files are locked).
+	last *incarnation
 }
 
 // incarnation is a manager between a start and a crash.
@@ -37,47 +43,56 @@ type incarnation struct {
 	dead  chan struct{}
 	ep    *endpoint
 	trans *Transport
-	raft  *hraft.Raft
-	fsm   *wraft.FSM
-	kv    *bolt.KV
-	logs  *bolt.RaftStore
+	node  *wraft.Node
+	// closed closes once the Node's Close has returned closeErr.
+	closed   chan struct{}
+	closeErr error
 }
 
-// raftConfig is how backends/raft.Open configures a production manager,
-// with the snapshot cadence the run asks for.
-func (c *Cluster) raftConfig(id string) *hraft.Config {
-	out := c.cfg.LogOutput
-	if out == nil {
-		out = io.Discard
+// nodeConfig is the Config production's managers get (backends/raft's
+// defaults, DefaultTiming), with the simulated network and disk plugged
+// in, the run's snapshot cadence, and the checks' hooks.
+func (m *manager) nodeConfig(inc *incarnation) wraft.Config {
+	c := m.c
+	cfg := wraft.Config{
+		ID:                m.id,
+		DataDir:           m.dir,
+		Transport:         inc.trans,
+		SnapshotThreshold: c.cfg.SnapshotThreshold,
+		SnapshotInterval:  c.cfg.SnapshotInterval,
+		WrapLogStore: func(s wraft.LogStore) wraft.LogStore {
+			return slowStore{LogStore: s, d: m.disk, dead: inc.dead}
+		},
+		OnApply: func(index uint64, cmd fsm.Command) { c.applied(m.id, index, cmd) },
+		// The observation is made on raft's goroutine as the state
+		// changes, so the term read here is the one it was elected in.
+		Observe: func(o *hraft.Observation) {
+			if st, ok := o.Data.(hraft.RaftState); ok && st == hraft.Leader {
+				c.elected(m.id, o.Raft.CurrentTerm())
+			}
+		},
+		Fatal: func(err error) { c.fail("a manager's store never fails", "%s: %v", m.id, err) },
 	}
-	timing := wraft.DefaultTiming
-	rc := hraft.DefaultConfig()
-	rc.LocalID = hraft.ServerID(id)
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft " + id, Level: hclog.Info, Output: out})
-	rc.HeartbeatTimeout = timing.Heartbeat
-	rc.ElectionTimeout = timing.Heartbeat
-	rc.LeaderLeaseTimeout = timing.LeaderLease
-	rc.CommitTimeout = 5 * time.Millisecond
-	rc.BatchApplyCh = true
-	rc.NoSnapshotRestoreOnStart = true
-	if c.cfg.SnapshotThreshold > 0 {
-		rc.SnapshotThreshold = c.cfg.SnapshotThreshold
-		rc.TrailingLogs = c.cfg.SnapshotThreshold
+	if c.cfg.LogOutput != nil {
+		cfg.LogOutput = &prefixWriter{w: c.cfg.LogOutput, prefix: []byte(m.id + " ")}
 	}
-	if c.cfg.SnapshotInterval > 0 {
-		rc.SnapshotInterval = c.cfg.SnapshotInterval
-	}
-	return rc
+	return cfg
 }
 
-// start opens the manager's stores and starts raft on them. bootstrap
-// writes the initial configuration (every manager a voter) first, on a
-// new data directory.
+// start opens the manager's Node on its data directory. bootstrap makes
+// every manager a voter of one configuration, on a new data directory.
+//
+// It waits for the last incarnation's close without holding m.mu: raft's
+// goroutines, which that close waits for, may call current (a failpoint's
+// callback).
 func (m *manager) start(bootstrap bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.inc != nil {
+	m.starting.Lock()
+	defer m.starting.Unlock()
+	if m.current() != nil {
 		return nil
+	}
+	if err := m.closed(); err != nil {
+		return fmt.Errorf("raftsim: %s did not close: %w", m.id, err)
 	}
 	c := m.c
 	if c.cfg.Broken == BrokenForgetfulRestart && !bootstrap {
@@ -85,105 +100,70 @@ func (m *manager) start(bootstrap bool) error {
 			return err
 		}
 	}
-	inc := &incarnation{m: m, dead: make(chan struct{})}
-	ok := false
-	defer func() {
-		if !ok {
-			inc.closeStores()
-		}
-	}()
-	var err error
-	if inc.kv, err = bolt.OpenKV(m.dir, &bolt.Options{NoSync: true}); err != nil {
-		return err
-	}
-	inc.fsm, err = wraft.NewFSM(inc.kv, func(err error) {
-		c.fail("a manager's store never fails", "%s: %v", m.id, err)
-	})
-	if err != nil {
-		return err
-	}
-	inc.fsm.Observe(func(index uint64, cmd fsm.Command) { c.applied(m.id, index, cmd) })
-	if inc.logs, err = bolt.OpenRaftStore(m.dir); err != nil {
-		return err
-	}
-	rc := c.raftConfig(m.id)
-	snaps, err := hraft.NewFileSnapshotStoreWithLogger(m.dir, 2, rc.Logger)
-	if err != nil {
-		return fmt.Errorf("raftsim: snapshots in %s: %w", filepath.Join(m.dir, "snapshots"), err)
-	}
+	inc := &incarnation{m: m, dead: make(chan struct{}), closed: make(chan struct{})}
 	inc.ep = newEndpoint(m.id)
 	inc.ep.rpcs = make(chan hraft.RPC, 16)
 	inc.ep.api = inc.serve
 	inc.trans = newTransport(c.net, inc.ep)
-	logs := slowStore{RaftStore: inc.logs, d: m.disk, dead: inc.dead}
+	node, err := wraft.Open(m.nodeConfig(inc))
+	if err != nil {
+		return fmt.Errorf("raftsim: start %s: %w", m.id, err)
+	}
+	inc.node = node
 	if bootstrap {
-		var servers []hraft.Server
+		var members []wraft.Member
 		for _, o := range c.managers {
-			servers = append(servers, hraft.Server{Suffrage: hraft.Voter, ID: hraft.ServerID(o.id), Address: hraft.ServerAddress(o.id)})
+			members = append(members, wraft.Member{ID: o.id, Addr: o.id, Voter: true})
 		}
-		if err := hraft.BootstrapCluster(rc, logs, logs, snaps, inc.trans, hraft.Configuration{Servers: servers}); err != nil {
+		if err := node.BootstrapCluster(members); err != nil {
+			_ = node.Close()
 			return fmt.Errorf("raftsim: bootstrap %s: %w", m.id, err)
 		}
 	}
-	if inc.raft, err = hraft.NewRaft(rc, inc.fsm, logs, logs, snaps, inc.trans); err != nil {
-		return fmt.Errorf("raftsim: start %s: %w", m.id, err)
-	}
-	// The filter runs on raft's own goroutine as the state changes, so the
-	// term read here is the term this manager was elected in; nothing is
-	// sent on the (nil) channel.
-	inc.raft.RegisterObserver(hraft.NewObserver(nil, false, func(o *hraft.Observation) bool {
-		if st, ok := o.Data.(hraft.RaftState); ok && st == hraft.Leader {
-			c.elected(m.id, o.Raft.CurrentTerm())
-		}
-		return false
-	}))
 	c.net.up(inc.ep)
-	m.inc = inc
-	ok = true
+	m.mu.Lock()
+	m.inc, m.last = inc, inc
+	m.mu.Unlock()
 	return nil
 }
 
-// crash stops the manager: it leaves the network (messages in flight to
-// and from it are lost), raft shuts down, and the stores close. What raft and the FSM had written
-// stays in the files, as after kill -9 (the bolt store's unsynced log
-// pages are in the page cache).
+// crash stops the manager as kill -9 would, as far as the others can
+// tell: it leaves the network at once (messages in flight to and from it
+// are lost) and its disk stops making raft wait. Its Node then closes as
+// production's does, in the background: calls in flight get raft's
+// answer or an unknown outcome, raft shuts down, the stores close. What
+// raft and the FSM write meanwhile stays in the files, as after kill -9
+// (the bolt store's unsynced pages are in the page cache), and reaches no
+// one. The next start waits for the close to end.
 //
-// It must run on the bubble's driving goroutine: before raft shuts down,
-// synctest.Wait lets every goroutine of the bubble come to rest, so that
-// raft has taken every Apply and Barrier handed to it and the FSM every
-// committed entry. hashicorp/raft answers neither a future still in its
-// apply channel nor one in its FSM channel when it shuts down (their
-// ShutdownCh is not set), and a goroutine waiting on one for ever would
-// deadlock the bubble.
-func (m *manager) crash() error {
+// It may be called from any goroutine of the bubble, raft's own included
+// (a failpoint's crash): nothing here waits for raft.
+func (m *manager) crash() {
 	m.mu.Lock()
 	inc := m.inc
 	m.inc = nil
 	m.mu.Unlock()
 	if inc == nil {
-		return nil
+		return
 	}
 	close(inc.dead)
 	_ = inc.trans.Close()
-	synctest.Wait()
-	err := inc.raft.Shutdown().Error()
-	if e := inc.closeStores(); err == nil {
-		err = e
-	}
-	return err
+	go func() {
+		inc.closeErr = inc.node.Close()
+		close(inc.closed)
+	}()
 }
 
-func (inc *incarnation) closeStores() error {
-	var err error
-	if inc.logs != nil {
-		err = inc.logs.Close()
+// closed waits until the manager's latest Node has closed.
+func (m *manager) closed() error {
+	m.mu.Lock()
+	last := m.last
+	m.mu.Unlock()
+	if last == nil {
+		return nil
 	}
-	if inc.kv != nil {
-		if e := inc.kv.Close(); err == nil {
-			err = e
-		}
-	}
-	return err
+	<-last.closed
+	return last.closeErr
 }
 
 // current is the manager's live incarnation, nil while it is down.
@@ -197,4 +177,21 @@ func (m *manager) current() *incarnation {
 // manager that loses raft.db on restart (its votes and its log).
 func forget(dir string) error {
 	return removeIfExists(filepath.Join(dir, bolt.RaftFileName))
+}
+
+// prefixWriter starts every write, a line of raft's log, with the
+// manager's ID.
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := p.w.Write(append(bytes.Clone(p.prefix), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

@@ -20,6 +20,7 @@ const (
 	actHeal                     // end every partition
 	actStall                    // stall a manager's disk for span
 	actSkip                     // a step about workers or containers
+	actArm                      // arm a crash at a failpoint (restart after span)
 )
 
 // action is one timed action of a run.
@@ -34,7 +35,9 @@ type action struct {
 	key    string
 	value  string
 	what   string // actSkip: the step
-	seq    int
+	// actArm: the failpoint of backends/raft the crash waits for.
+	failpoint string
+	seq       int
 }
 
 func (a action) String() string {
@@ -64,6 +67,8 @@ func (a action) String() string {
 		return at + "heal"
 	case actStall:
 		return at + fmt.Sprintf("disk-stall %s for %v", a.target, a.span)
+	case actArm:
+		return at + fmt.Sprintf("crash the next manager to pass failpoint %s, restart after %v", a.failpoint, a.span)
 	}
 	return at + a.what
 }
@@ -77,6 +82,8 @@ type plan struct {
 	disk    DiskConfig
 	actions []action
 	shared  []string
+	// failpoints is nil when the run arms none.
+	failpoints *failpointPlan
 }
 
 // drawPlan maps the scenario onto the consensus layer and draws its chaos
@@ -85,8 +92,18 @@ type plan struct {
 // their containers are not simulated here: steps and faults about them
 // are kept in the plan as skipped, so the plan still lines up with the
 // scenario's. Disks are: each manager's raft.db writes wait a drawn fsync
-// latency, and a disk stall holds them.
-func drawPlan(sc *sim.Scenario, src *Source) *plan {
+// latency, and a disk stall holds them. With failpoints, their parameters
+// and crashes are drawn last, so that the rest of a seed's plan is the
+// same with them and without.
+func drawPlan(sc *sim.Scenario, src *Source, failpoints bool) *plan {
+	p := drawScenario(sc, src)
+	if failpoints {
+		drawFailpoints(p, sc.Duration.D(), src)
+	}
+	return p
+}
+
+func drawScenario(sc *sim.Scenario, src *Source) *plan {
 	p := &plan{net: NetConfig{LatencyMin: 100 * time.Microsecond, LatencyMax: 500 * time.Microsecond, Loss: sc.Network.Loss}}
 	if r := sc.Network.Latency; r != nil {
 		p.net.LatencyMin, p.net.LatencyMax = r[0].D(), r[1].D()

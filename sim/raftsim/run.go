@@ -34,6 +34,12 @@ type Options struct {
 	// Visualization, when set and the history is not linearizable,
 	// receives porcupine's page showing why.
 	Visualization io.Writer
+	// Failpoints arms the failpoints of backends/raft, in a binary built
+	// with failpoint-toolexec (FailpointsBuilt; elsewhere they cannot
+	// fire, and the Outcome says so). The seed draws how often a hit is
+	// delayed or fails and the crashes armed at failpoints; the run's
+	// Source decides each hit (`warren sim --consensus raft --failpoints`).
+	Failpoints bool
 }
 
 // The snapshot cadence of a run unless Options say otherwise. Production
@@ -59,13 +65,24 @@ type Outcome struct {
 	Wall      time.Duration
 	// Stacks are every goroutine's, when the bubble deadlocked.
 	Stacks string
-	hist   *History
+	// Failpoints is what each failpoint of backends/raft did, by name;
+	// nil when the run armed none or the build has none.
+	Failpoints map[string]FailpointHits
+	// failpointsAsked: the run was to arm failpoints.
+	failpointsAsked bool
+	hist            *History
 }
 
 func (o *Outcome) String() string {
 	s := fmt.Sprintf("%s seed=%d %s (%v virtual, %v wall; %d ops, %d unknown; %d elections)",
 		o.Scenario, o.Seed, o.Kind, o.Elapsed.Round(time.Millisecond), o.Wall.Round(time.Millisecond),
 		o.History.Ops, o.History.Unknown, len(o.Elections))
+	switch {
+	case o.Failpoints != nil:
+		s += "; " + formatHits(o.Failpoints)
+	case o.failpointsAsked:
+		s += "; failpoints: none built in (build with failpoint-toolexec: make chaos)"
+	}
 	if o.Err != nil {
 		s += fmt.Sprintf(": %v\n  plan: %s", o.Err, strings.Join(o.Plan, "; "))
 	}
@@ -84,6 +101,9 @@ func (o *Outcome) Log() string {
 // can host it through testing.Main.
 func Run(t *testing.T, sc *sim.Scenario, seed uint64, opts Options) (out *Outcome) {
 	wall := time.Now()
+	if opts.Failpoints {
+		FailpointsBuilt() // probe outside the bubble
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			// synctest panics here when every goroutine of the bubble is
@@ -112,8 +132,9 @@ func Run(t *testing.T, sc *sim.Scenario, seed uint64, opts Options) (out *Outcom
 // time). The outcome's history is checked by Outcome.CheckLinearizable.
 func RunInBubble(sc *sim.Scenario, seed uint64, opts Options) (out *Outcome) {
 	src := NewSource(seed)
-	out = &Outcome{Scenario: sc.Name, Seed: seed}
-	plan := drawPlan(sc, src)
+	armed := opts.Failpoints
+	out = &Outcome{Scenario: sc.Name, Seed: seed, failpointsAsked: armed}
+	plan := drawPlan(sc, src, armed)
 	for _, a := range plan.actions {
 		out.Plan = append(out.Plan, a.String())
 	}
@@ -133,6 +154,14 @@ func RunInBubble(sc *sim.Scenario, seed uint64, opts Options) (out *Outcome) {
 		return out
 	}
 	out.hist = c.hist
+	if armed && FailpointsBuilt() {
+		c.fps = newFailpoints(c, plan.failpoints)
+		disarm := armFailpoints(c.fps)
+		defer func() {
+			disarm()
+			out.Failpoints = c.fps.Hits()
+		}()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			out.Kind, out.Err = sim.Crash, fmt.Errorf("raftsim: panic at %v: %v", c.Elapsed(), r)
@@ -144,6 +173,11 @@ func RunInBubble(sc *sim.Scenario, seed uint64, opts Options) (out *Outcome) {
 		out.History, out.Net = c.hist.Stats(), c.net.Stats()
 	}()
 	out.Err = c.run(sc, plan, opts)
+	if out.Err == nil {
+		c.mu.Lock()
+		out.Err = c.bgErr
+		c.mu.Unlock()
+	}
 	out.Elapsed = c.Elapsed()
 	var v *sim.Violation
 	switch {
@@ -160,11 +194,12 @@ func RunInBubble(sc *sim.Scenario, seed uint64, opts Options) (out *Outcome) {
 }
 
 // PlanOf is the plan a seed makes of a scenario: its steps and the chaos
-// faults drawn from the seed, in the form Outcome.Plan has. The same seed
+// faults drawn from the seed, in the form Outcome.Plan has (a run with
+// failpoints adds their lines after these). The same seed
 // always gives the same plan; that is what a run replays.
 func PlanOf(sc *sim.Scenario, seed uint64) []string {
 	var out []string
-	for _, a := range drawPlan(sc, NewSource(seed)).actions {
+	for _, a := range drawPlan(sc, NewSource(seed), false).actions {
 		out = append(out, a.String())
 	}
 	return out
@@ -253,6 +288,11 @@ func (c *Cluster) run(sc *sim.Scenario, plan *plan, opts Options) error {
 			}
 		case actSkip:
 			c.event("%s: not simulated at the consensus layer", a)
+		case actArm:
+			if c.fps != nil {
+				c.event("%s: armed", a)
+				c.fps.arm(a)
+			}
 		}
 	}
 	if err := c.Violation(); err != nil {
@@ -260,8 +300,11 @@ func (c *Cluster) run(sc *sim.Scenario, plan *plan, opts Options) error {
 		return err
 	}
 	sleepUntil(c.start.Add(sc.Duration.D()))
-	// Heal: partitions end, crashed managers restart; the clients finish
-	// what they have in flight.
+	// Heal: failpoints stop acting, partitions end, crashed managers
+	// restart; the clients finish what they have in flight.
+	if c.fps != nil {
+		c.fps.stop()
+	}
 	c.Heal()
 	for _, m := range c.managers {
 		if err := c.Restart(m.id); err != nil {

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/types"
 
+	wraft "github.com/warren-orchestrator/warren/backends/raft"
 	"github.com/warren-orchestrator/warren/sim"
 	"github.com/warren-orchestrator/warren/sim/raftsim"
 )
@@ -90,4 +91,38 @@ var _ = Describe("The checks", Label("sim"), func() {
 		Entry("forgetting raft.db on restart", "testdata/quorum-restart", raftsim.BrokenForgetfulRestart,
 			BeElementOf("one leader per term", "no acknowledged write is lost", "committed entries agree")),
 	)
+})
+
+var _ = Describe("Failpoints", Label("sim", "failpoints"), func() {
+	It("strike inside backends/raft in a failpoint build, and every invariant holds", func() {
+		if !raftsim.FailpointsBuilt() {
+			Skip("this test binary was built without failpoint-toolexec, so the failpoint markers of backends/raft are no-ops: " +
+				"`make chaos` runs them from bin/warren-failpoints; for this spec, run " +
+				"GOCACHE=$(go env GOCACHE)-failpoints go test -toolexec=$PWD/bin/tools/failpoint-toolexec ./sim/raftsim -args -ginkgo.label-filter=failpoints")
+		}
+		sc := load("leader-failover")
+		out := raftsim.Run(raftsim.SuiteT(), sc, 1, raftsim.Options{Failpoints: true})
+		fmt.Fprintln(GinkgoWriter, out)
+		Expect(out.Kind).To(Equal(sim.Pass), "%v\n%s\n%s", out, out.Log(), out.Stacks)
+		Expect(out.Failpoints).To(HaveLen(len(wraft.Failpoints)))
+		acted := 0
+		for _, name := range wraft.Failpoints {
+			h := out.Failpoints[name]
+			Expect(h.Hits).To(BeNumerically(">", 0), "failpoint %s never hit", name)
+			acted += h.Delays + h.Crashes + h.Errors
+		}
+		Expect(acted).To(BeNumerically(">", 0), "no hit was acted on")
+		Expect(out.Plan).To(ContainElement(ContainSubstring("crash the next manager to pass failpoint")))
+		Expect(out.String()).To(ContainSubstring("failpoints: "))
+	})
+
+	It("says so when a run asks for failpoints the build does not have", func() {
+		if raftsim.FailpointsBuilt() {
+			Skip("this binary has failpoints")
+		}
+		out := raftsim.Run(raftsim.SuiteT(), load("testdata/quorum-restart"), 1, raftsim.Options{Failpoints: true})
+		Expect(out.Kind).To(Equal(sim.Pass), "%v\n%s", out, out.Log())
+		Expect(out.Failpoints).To(BeNil())
+		Expect(out.String()).To(ContainSubstring("failpoints: none built in"))
+	})
 })

@@ -54,6 +54,7 @@ type simOptions struct {
 	quiet       bool
 	broken      string
 	consensus   string
+	failpoints  bool
 }
 
 func newSimCommand() *cobra.Command {
@@ -97,6 +98,7 @@ most severe wins: 5, 4, 2, then 3.`,
 	f.BoolVar(&o.quiet, "quiet", false, "print only failures and the summary")
 	f.StringVar(&o.broken, "broken", "", "run a deliberately broken variant (ack-before-commit, no-failover-grace, ignore-volumes, extra-fsync): proves the checks catch it")
 	_ = f.MarkHidden("broken")
+	f.BoolVar(&o.failpoints, "failpoints", false, "with --consensus raft, in a binary built with failpoint-toolexec (make chaos builds bin/warren-failpoints): strike the failpoints of the raft wiring, each decision drawn from the seed")
 	addEnumFlag(cmd, &o.consensus, "consensus", "", ConsensusModel, []string{ConsensusModel, ConsensusRaft},
 		"model: the raft model, replayed bit for bit from the seed; raft: real hashicorp/raft and bolt stores in virtual time (reproducible by fault schedule)")
 	return cmd

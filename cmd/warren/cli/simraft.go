@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ func runSimRaft(out io.Writer, files []string, o simOptions) error {
 		return errors.New("--trace and --report need --consensus model: real raft runs are not replayed event by event")
 	case o.determinism:
 		return errors.New("--check-determinism needs --consensus model: real raft runs are reproducible by fault schedule, not bit for bit")
+	case o.failpoints && !raftsim.FailpointsBuilt():
+		return errors.New("--failpoints needs a binary built with failpoint-toolexec: run `make chaos`, or build bin/warren-failpoints as its chaos target does")
 	}
 	broken, ok := raftBrokenVariants[o.broken]
 	if o.broken != "" && !ok {
@@ -71,7 +74,7 @@ func simRaftSeeds(t *testing.T, out io.Writer, scenarios []*sim.Scenario, o simO
 	for _, sc := range scenarios {
 		for i := range o.runs {
 			seed := o.seed + uint64(i)
-			r := raftsim.Run(t, sc, seed, raftsim.Options{Broken: broken})
+			r := raftsim.Run(t, sc, seed, raftsim.Options{Broken: broken, Failpoints: o.failpoints})
 			total++
 			simulated += r.Elapsed
 			if r.Kind != sim.Pass {
@@ -81,6 +84,9 @@ func simRaftSeeds(t *testing.T, out io.Writer, scenarios []*sim.Scenario, o simO
 				fmt.Fprintln(out, r)
 				if r.Err != nil {
 					replay := fmt.Sprintf("warren sim --consensus raft %s --seed %d", sc.File, seed)
+					if o.failpoints {
+						replay = "bin/warren-failpoints" + strings.TrimPrefix(replay, "warren") + " --failpoints"
+					}
 					if o.broken != "" {
 						replay += " --broken " + o.broken
 					}
