@@ -39,7 +39,6 @@ const probeTimeout = time.Second
 // leader loop and the event stream. It implements api.Backend.
 type manager struct {
 	id     *Identity
-	dir    string
 	creds  *credentials
 	node   *wraft.Node
 	loop   *loop
@@ -48,12 +47,13 @@ type manager struct {
 	log    *slog.Logger
 	probe  *http.Client // to other managers' /v1/health
 
-	srv      *http.Server
-	listener net.Listener
+	srv *http.Server
 	// certValidity is how long the certificates this manager issues last
 	// (pki.LeafValidFor when 0).
 	certValidity time.Duration
-	mu           sync.Mutex // guards ca use (Issue is safe, but keep token ops serial)
+	// mu makes a token rotation's read and write of the cluster record
+	// one step on this leader.
+	mu sync.Mutex
 }
 
 var _ api.Backend = (*manager)(nil)
@@ -69,7 +69,7 @@ type managerConfig struct {
 
 // openManager starts raft and the leader loop; serve starts the API.
 func openManager(ctx context.Context, dir string, id *Identity, creds *credentials, cfg managerConfig) (*manager, error) {
-	m := &manager{id: id, dir: dir, creds: creds, clock: clock.Wall{}, log: cfg.Log, events: newEvents(), certValidity: cfg.CertValidity}
+	m := &manager{id: id, creds: creds, clock: clock.Wall{}, log: cfg.Log, events: newEvents(), certValidity: cfg.CertValidity}
 	pool := creds.ca.Pool()
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
@@ -108,7 +108,7 @@ func (m *manager) serve() error {
 		return fmt.Errorf("daemon: API address %s: %w: pick a free --api-addr", m.id.APIAddr, err)
 	}
 	tlsCfg := pki.ServerConfig(m.creds.ca.Pool(), nil, pki.Current(m.creds.current), pki.AllowNoClientCert(), pki.PresentCA(m.creds.ca.Cert))
-	m.listener = tls.NewListener(ln, tlsCfg)
+	listener := tls.NewListener(ln, tlsCfg)
 	m.srv = &http.Server{
 		Handler: api.NewHandler(api.HandlerConfig{
 			Backend: m, Clock: m.clock, Log: m.log.With("part", "api"),
@@ -118,7 +118,7 @@ func (m *manager) serve() error {
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
 	go func() {
-		if err := m.srv.Serve(m.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.srv.Serve(listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.log.Error("API server stopped", "err", err)
 		}
 	}()
