@@ -16,7 +16,6 @@ import (
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/state"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
-	"github.com/warren-orchestrator/warren/orchestrator/types/typestest"
 )
 
 var _ = Describe("Error mapping", func() {
@@ -29,10 +28,7 @@ var _ = Describe("Error mapping", func() {
 
 	BeforeEach(func() {
 		ctx = context.Background()
-		ca = newTestCA()
-		srv = startServer(ca, &testClock{t: typestest.Epoch}, newFakeBackend("m1"))
-		cert := ca.issue("ops", api.RoleAdmin)
-		admin = newClient(ca.clientTLS(&cert), &waits{}, srv.addr())
+		ca, srv, admin = adminOfOneServer()
 	})
 
 	DescribeTable("brings a backend's error back as an error wrapping the same sentinel, with its message",

@@ -454,3 +454,13 @@ func newClient(tlsCfg *tls.Config, w *waits, managers ...string) *api.Client {
 	DeferCleanup(c.Close)
 	return c
 }
+
+// adminOfOneServer starts one manager on a fake backend and returns an
+// admin client of it.
+func adminOfOneServer() (*testCA, *testServer, *api.Client) {
+	GinkgoHelper()
+	ca := newTestCA()
+	srv := startServer(ca, &testClock{t: typestest.Epoch}, newFakeBackend("m1"))
+	cert := ca.issue("ops", api.RoleAdmin)
+	return ca, srv, newClient(ca.clientTLS(&cert), &waits{}, srv.addr())
+}

@@ -26,10 +26,7 @@ var _ = Describe("Streams", func() {
 
 	BeforeEach(func() {
 		ctx = context.Background()
-		ca = newTestCA()
-		srv = startServer(ca, &testClock{t: typestest.Epoch}, newFakeBackend("m1"))
-		cert := ca.issue("ops", api.RoleAdmin)
-		admin = newClient(ca.clientTLS(&cert), &waits{}, srv.addr())
+		ca, srv, admin = adminOfOneServer()
 	})
 
 	When("following the events", func() {
