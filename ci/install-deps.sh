@@ -8,9 +8,11 @@ export PATH="/usr/local/go/bin:${HOME}/go/bin:${PATH}"
 export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages the tests need; each is installed only if dpkg does not
-# have it. Later issues add containerd, runc, iptables, iproute2 and
-# wireguard-tools here.
-APT_PACKAGES=()
+# have it. containerd and runc run the integration specs' containers (each
+# spec suite starts a containerd of its own, see backends/containerd/ctdtest);
+# busybox-static is the test image's one binary (ci/testimage); iptables
+# publishes ports.
+APT_PACKAGES=(containerd runc iptables busybox-static)
 
 apt_install() {
 	if [[ $(id -u) -ne 0 ]]; then

@@ -154,10 +154,17 @@ type NodeResources struct {
 
 // Service is what a user asked to run.
 type Service struct {
-	SchemaVersion  int `json:",omitempty"`
-	ID             string
-	Name           string
-	Image          string
+	SchemaVersion int `json:",omitempty"`
+	ID            string
+	Name          string
+	Image         string
+	// Command replaces the image's entrypoint and Args its command
+	// (Docker's ENTRYPOINT and CMD); empty keeps the image's. WorkingDir
+	// and User ("name", "uid" or "uid:gid") override the image's too.
+	Command        []string `json:",omitempty"`
+	Args           []string `json:",omitempty"`
+	WorkingDir     string   `json:",omitempty"`
+	User           string   `json:",omitempty"`
 	Replicas       int
 	Mode           ServiceMode
 	DeployStrategy DeployStrategy
@@ -242,6 +249,13 @@ type Container struct {
 	ActualState   ContainerState
 	HealthStatus  HealthStatus `json:",omitempty"`
 	Image         string
+	// Command replaces the image's entrypoint and Args its command
+	// (Docker's ENTRYPOINT and CMD); empty keeps the image's. WorkingDir
+	// and User ("name", "uid" or "uid:gid") override the image's too.
+	Command       []string `json:",omitempty"`
+	Args          []string `json:",omitempty"`
+	WorkingDir    string   `json:",omitempty"`
+	User          string   `json:",omitempty"`
 	Env           []string
 	Ports         []*PortMapping
 	Mounts        []*VolumeMount

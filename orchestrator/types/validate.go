@@ -166,6 +166,36 @@ func (c *checker) absPath(field, p string) {
 	}
 }
 
+// process checks what a service or task says about its container's
+// process.
+func (c *checker) process(command, args []string, workingDir, user string) {
+	for i, a := range command {
+		if strings.ContainsRune(a, 0) {
+			c.add(fmt.Sprintf("Command[%d]", i), "contains a NUL byte")
+		}
+	}
+	if len(command) > 0 && command[0] == "" {
+		c.add("Command[0]", "is empty: name the program to run")
+	}
+	for i, a := range args {
+		if strings.ContainsRune(a, 0) {
+			c.add(fmt.Sprintf("Args[%d]", i), "contains a NUL byte")
+		}
+	}
+	if workingDir != "" {
+		c.absPath("WorkingDir", workingDir)
+	}
+	if user != "" {
+		name, group, _ := strings.Cut(user, ":")
+		if !userPart.MatchString(name) || (strings.Contains(user, ":") && !userPart.MatchString(group)) {
+			c.add("User", "is %q: use NAME, UID, NAME:GROUP or UID:GID", user)
+		}
+	}
+}
+
+// userPart is a user or group, by name or numeric ID.
+var userPart = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)
+
 func (c *checker) labels(field string, m map[string]string) {
 	for k := range m {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -302,6 +332,7 @@ func (s *Service) Validate() error {
 	c.id("ID", s.ID)
 	c.name("Name", s.Name)
 	c.err("Image", ValidateImage(s.Image))
+	c.process(s.Command, s.Args, s.WorkingDir, s.User)
 	c.nonNegative("Replicas", int64(s.Replicas))
 	oneOf(&c, "Mode", s.Mode, ModeReplicated, ModeGlobal)
 	if s.Mode == ModeGlobal && s.Replicas != 0 {
@@ -354,6 +385,7 @@ func (ct *Container) Validate() error {
 		oneOf(&c, "HealthStatus", ct.HealthStatus, HealthHealthy, HealthUnhealthy, HealthUnknown)
 	}
 	c.err("Image", ValidateImage(ct.Image))
+	c.process(ct.Command, ct.Args, ct.WorkingDir, ct.User)
 	c.env("Env", ct.Env)
 	c.ports("Ports", ct.Ports)
 	c.mounts("Mounts", ct.Mounts)

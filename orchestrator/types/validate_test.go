@@ -59,6 +59,10 @@ var _ = Describe("Validate", func() {
 			s.HealthCheck = &types.HealthCheck{Type: types.HealthCheckHTTP, Path: "/healthz", Port: 80, Interval: time.Second, Retries: 3}
 		})),
 		Entry("container", typestest.Container("c-1", "svc-1", "node-1")),
+		Entry("container with its own process", ctr(func(c *types.Container) {
+			c.Command, c.Args, c.WorkingDir, c.User = []string{"/bin/httpd"}, []string{"-f", ""}, "/var/www", "app:1000"
+		})),
+		Entry("service with a numeric user", svc(func(s *types.Service) { s.User, s.Args = "1000", []string{"sleep", "60"} })),
 		Entry("unscheduled container", typestest.Container("c-1", "svc-1", "")),
 		Entry("secret", typestest.Secret("sec-1", "db-password")),
 		Entry("secret of 1 MiB plaintext sealed", &types.Secret{ID: "s", Name: "big", Data: make([]byte, types.MaxSecretSize+28)}),
@@ -88,6 +92,11 @@ var _ = Describe("Validate", func() {
 		Entry("service name of 64 characters", svc(func(s *types.Service) { s.Name = strings.Repeat("a", 64) }), "Name", "1-63"),
 		Entry("empty service name", svc(func(s *types.Service) { s.Name = "" }), "Name", "not a valid name"),
 		Entry("empty ID", svc(func(s *types.Service) { s.ID = "" }), "ID", "not a valid ID"),
+		Entry("relative working dir", svc(func(s *types.Service) { s.WorkingDir = "www" }), "WorkingDir", "start it with /"),
+		Entry("user with a space", svc(func(s *types.Service) { s.User = "app user" }), "User", "NAME, UID"),
+		Entry("user with two colons", ctr(func(c *types.Container) { c.User = "1:2:3" }), "User", "UID:GID"),
+		Entry("command with an empty program", ctr(func(c *types.Container) { c.Command = []string{""} }), "Command[0]", "name the program"),
+		Entry("argument with a NUL byte", ctr(func(c *types.Container) { c.Args = []string{"a\x00b"} }), "Args[0]", "NUL"),
 		Entry("ID with a slash", svc(func(s *types.Service) { s.ID = "a/b" }), "ID", "not a valid ID"),
 		Entry("empty image", svc(func(s *types.Service) { s.Image = "" }), "Image", "give an image reference"),
 		Entry("image with upper case", svc(func(s *types.Service) { s.Image = "NGINX:latest" }), "Image", "not a valid image reference"),

@@ -1,0 +1,79 @@
+package containerd_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/warren-orchestrator/warren/backends/clock"
+	wctd "github.com/warren-orchestrator/warren/backends/containerd"
+	"github.com/warren-orchestrator/warren/backends/containerd/ctdtest"
+	"github.com/warren-orchestrator/warren/backends/containerd/testimage"
+)
+
+func TestContainerd(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Containerd Suite")
+}
+
+// daemon is the suite's containerd, started once; the test image is loaded
+// into it.
+var daemon *ctdtest.Daemon
+
+var _ = BeforeSuite(func() {
+	if !Label("integ").MatchesLabelFilter(GinkgoLabelFilter()) {
+		return // no integration spec runs
+	}
+	dir, err := os.MkdirTemp("", "ctd")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	daemon, err = ctdtest.Start(dir)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(daemon.Stop()).To(Succeed()) })
+
+	rt := newRuntime(wctd.Config{})
+	pr, pw := io.Pipe()
+	go func() { _ = pw.CloseWithError(testimage.Write(pw, testimage.Options{})) }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	names, err := rt.LoadImages(ctx, pr)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(names).To(Equal([]string{testimage.DefaultName}))
+})
+
+// newRuntime returns a runtime on the suite's containerd with its own
+// directories (unless cfg names them), closed at the end of the spec.
+func newRuntime(cfg wctd.Config) *wctd.Runtime {
+	GinkgoHelper()
+	cfg.Address = daemon.Address
+	cfg.Clock = clock.Wall{}
+	dir := GinkgoT().TempDir()
+	if cfg.VolumesDir == "" {
+		cfg.VolumesDir = dir + "/volumes"
+	}
+	if cfg.LogsDir == "" {
+		cfg.LogsDir = dir + "/logs"
+	}
+	if cfg.SecretsDir == "" {
+		cfg.SecretsDir = dir + "/secrets"
+	}
+	rt, err := wctd.New(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(rt.Close)
+	DeferCleanup(func() {
+		Expect(daemon.Purge()).To(Succeed())
+		// A runtime's sweep drops the secrets of the containers purged
+		// (rt may be closed by now).
+		sweeper, err := wctd.New(cfg)
+		Expect(err).NotTo(HaveOccurred())
+		defer sweeper.Close()
+		_, err = sweeper.Containers()
+		Expect(err).NotTo(HaveOccurred())
+	})
+	return rt
+}
