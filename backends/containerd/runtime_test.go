@@ -205,7 +205,7 @@ var _ = Describe("The containerd runtime", Label("integ"), func() {
 		after, ok := get(second, "task-1")
 		Expect(ok).To(BeTrue())
 		Expect(after).To(Equal(before))
-		Expect(mountsUnder(dir + "/s")).To(HaveLen(1), "the secrets of the running task stay")
+		Expect(mountsUnder(dir+"/s")).To(HaveLen(1), "the secrets of the running task stay")
 		Expect(second.Stop("task-1", 5*time.Second)).To(Succeed())
 		await(second, "task-1", types.ContainerShutdown)
 		Expect(second.Remove("task-1")).To(Succeed())
