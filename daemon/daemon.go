@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/warren-orchestrator/warren/backends/clock"
-	"github.com/warren-orchestrator/warren/backends/fake"
 	"github.com/warren-orchestrator/warren/backends/pki"
 	wraft "github.com/warren-orchestrator/warren/backends/raft"
 	"github.com/warren-orchestrator/warren/orchestrator"
@@ -40,10 +39,13 @@ type Config struct {
 	NoWorker bool
 	// Hostname is reported to the cluster; os.Hostname when empty.
 	Hostname string
-	// Runtime runs the tasks of a worker; nil means the in-memory
-	// simulated runtime (backends/fake), until the containerd runtime
-	// lands.
-	Runtime orchestrator.Runtime
+	// Runtime is how a worker runs its tasks: RuntimeContainerd (the
+	// default) or RuntimeSimulated. Init and Join record it in node.json;
+	// Start uses the recorded one unless this is set.
+	Runtime string
+	// Containerd is containerd's socket (the containerd package's
+	// DefaultAddress when empty); recorded like Runtime.
+	Containerd string
 	// Heartbeat is how often the node reports (DefaultHeartbeat when 0).
 	Heartbeat time.Duration
 	// CertValidity is how long node certificates last (90 days when 0);
@@ -118,6 +120,9 @@ func (c *Config) managerAddrs() {
 // worker too) lives in cfg.DataDir, then runs it until ctx ends.
 func Init(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	if err := checkRuntime(cfg.Runtime); err != nil {
+		return err
+	}
 	cfg.managerAddrs()
 	if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
 		return err
@@ -134,7 +139,8 @@ func Init(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	id := &Identity{ClusterID: clusterID, NodeID: nodeID, Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
+	id := &Identity{ClusterID: clusterID, NodeID: nodeID, Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr,
+		Runtime: cfg.Runtime, Containerd: cfg.Containerd}
 	if err := ca.Save(pkiDir(cfg.DataDir)); err != nil {
 		return err
 	}
@@ -217,7 +223,8 @@ func ForceNewCluster(ctx context.Context, cfg Config) error {
 		return err
 	}
 	now := time.Now()
-	id := &Identity{ClusterID: bi.ClusterID, NodeID: api.NewID(), Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
+	id := &Identity{ClusterID: bi.ClusterID, NodeID: api.NewID(), Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr,
+		Runtime: cfg.Runtime, Containerd: cfg.Containerd}
 	cert, err := issueManager(ca, cfg.DataDir, id, cfg.Hostname, cfg.CertValidity, now)
 	if err != nil {
 		return err
@@ -273,6 +280,9 @@ func availability(id *Identity) types.NodeAvailability {
 // it until ctx ends.
 func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager bool) error {
 	cfg.defaults()
+	if err := checkRuntime(cfg.Runtime); err != nil {
+		return err
+	}
 	digest, err := tokenDigest(token)
 	if err != nil {
 		return err
@@ -336,7 +346,7 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 		return err
 	}
 	id := &Identity{ClusterID: resp.ClusterID, NodeID: resp.NodeID, Manager: asManager, Worker: !asManager || !cfg.NoWorker,
-		APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr}
+		APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr, Runtime: cfg.Runtime, Containerd: cfg.Containerd}
 	for _, m := range resp.Managers {
 		id.Managers = append(id.Managers, m.APIAddr)
 	}
@@ -366,6 +376,9 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 // Start runs the node whose data directory is cfg.DataDir until ctx ends.
 func Start(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	if err := checkRuntime(cfg.Runtime); err != nil {
+		return err
+	}
 	id, err := loadIdentity(cfg.DataDir)
 	if err != nil {
 		return err
@@ -411,6 +424,14 @@ func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, firs
 	defer cancel()
 	n := &Node{Identity: *id, dir: cfg.DataDir, id: id, cfg: cfg, creds: creds}
 	defer n.stopManager()
+	defer n.closeRuntime()
+	if id.Worker {
+		// Before anything serves: a worker that cannot run containers
+		// says so at once.
+		if _, err := n.runtime(); err != nil {
+			return err
+		}
+	}
 	if id.Manager {
 		if err := n.startManager(ctx, first); err != nil {
 			return err
@@ -420,7 +441,7 @@ func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, firs
 	if err != nil {
 		return err
 	}
-	n.wrk = newWorker(cfg.DataDir, id, client, n.runtime(), cfg.Heartbeat, cfg.Log.With("part", "worker"))
+	n.wrk = newWorker(cfg.DataDir, id, client, n.rt, cfg.Heartbeat, cfg.Log.With("part", "worker"))
 	n.wrk.roles = n
 	if cfg.Ready != nil {
 		cfg.Ready(n)
@@ -430,18 +451,6 @@ func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, firs
 		return fmt.Errorf("daemon: %w", err)
 	}
 	return err
-}
-
-// runtime is the worker's runtime, made on first use.
-func (n *Node) runtime() orchestrator.Runtime {
-	if n.rt == nil && n.id.Worker {
-		n.rt = n.cfg.Runtime
-		if n.rt == nil {
-			n.cfg.Log.Warn("runtime: simulated (in-memory) containers; nothing is really run until the containerd runtime lands")
-			n.rt = fake.NewRuntime(clock.Wall{}, fake.Knobs{})
-		}
-	}
-	return n.rt
 }
 
 // managers are the API addresses the worker half talks to: a manager's

@@ -57,6 +57,7 @@ func (p *proc) stop() error {
 func nodeConfig(dir string) daemon.Config {
 	return daemon.Config{
 		DataDir: dir, APIAddr: freeAddr(), RaftAddr: freeAddr(), Hostname: filepath.Base(dir),
+		Runtime:    daemon.RuntimeSimulated,
 		Heartbeat:  50 * time.Millisecond,
 		Dispatcher: dispatcher.Config{TTL: 500 * time.Millisecond, Grace: 500 * time.Millisecond},
 	}

@@ -59,6 +59,11 @@ type Identity struct {
 	// Managers are the API addresses this node last heard of, for a worker
 	// to reach the cluster after a restart.
 	Managers []string `json:"managers,omitempty"`
+	// Runtime and Containerd are the worker's runtime and containerd
+	// socket as init or join set them (Config.Runtime, Config.Containerd;
+	// empty: containerd at its default socket).
+	Runtime    string `json:"runtime,omitempty"`
+	Containerd string `json:"containerd,omitempty"`
 }
 
 func loadIdentity(dir string) (*Identity, error) {

@@ -43,7 +43,7 @@ func newWorker(dir string, id *Identity, client *api.Client, rt orchestrator.Run
 type roles interface {
 	promote(ctx context.Context, c *api.Client) (*api.Client, error)
 	demote(ctx context.Context, c *api.Client) (*api.Client, error)
-	runtime() orchestrator.Runtime
+	runtime() (orchestrator.Runtime, error)
 	renew(ctx context.Context, c *api.Client, now time.Time) error
 }
 
@@ -72,6 +72,7 @@ func (w *worker) run(ctx context.Context) error {
 }
 
 func (w *worker) beat(ctx context.Context, assigned []agent.Assignment) ([]agent.Assignment, error) {
+	w.ensureAgent()
 	req := &api.HeartbeatRequest{}
 	if w.agent != nil {
 		st, err := w.agent.Step(assigned)
@@ -113,10 +114,22 @@ func (w *worker) followRole(ctx context.Context, role string) {
 		return
 	}
 	w.client = c
-	if w.agent == nil && w.id.Worker {
-		// A manager that ran no tasks, demoted, becomes a worker.
-		w.agent = agent.New(w.id.NodeID, w.roles.runtime())
+	w.ensureAgent()
+}
+
+// ensureAgent gives a node that became a worker (a manager that ran no
+// tasks, demoted) its agent; if the runtime cannot be had, the next beat
+// tries again.
+func (w *worker) ensureAgent() {
+	if w.agent != nil || !w.id.Worker || w.roles == nil {
+		return
 	}
+	rt, err := w.roles.runtime()
+	if err != nil {
+		w.log.Warn("this node is a worker, but cannot run tasks; retrying on the next heartbeat", "err", err)
+		return
+	}
+	w.agent = agent.New(w.id.NodeID, rt)
 }
 
 // learnManagers keeps the client's list, and node.json's, in step with the

@@ -3,8 +3,8 @@
 # ports 8081-8083 for the API and 2381-2383 for raft, data in .demo/),
 # deploy a service, kill -9 the leader, show the failover, and bring the
 # old leader back. The cluster keeps running afterwards; `make demo-stop`
-# stops it. Containers are simulated until the containerd runtime lands
-# (the nodes say so in their logs).
+# stops it. The nodes run with --runtime simulated: this demo is about the
+# control plane, and runs on a machine without containerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${WARREN_DEMO_DIR:-$PWD/.demo}
@@ -42,12 +42,12 @@ rm -rf "$DIR"
 mkdir -p "$DIR"
 
 echo "== Starting manager m1 (cluster init), then m2 and m3 (manager join)"
-start m1 cluster init --data-dir "$DIR/m1" --api-addr 127.0.0.1:8081 --advertise-addr 127.0.0.1:2381
+start m1 cluster init --data-dir "$DIR/m1" --api-addr 127.0.0.1:8081 --advertise-addr 127.0.0.1:2381 --runtime simulated
 W=("$BIN" --data-dir "$DIR/m1" --manager 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083)
 TOKEN=$("${W[@]}" cluster join-token manager -q)
 for i in 2 3; do
 	start "m$i" manager join --data-dir "$DIR/m$i" --manager 127.0.0.1:8081 --token "$TOKEN" \
-		--api-addr "127.0.0.1:808$i" --advertise-addr "127.0.0.1:238$i"
+		--api-addr "127.0.0.1:808$i" --advertise-addr "127.0.0.1:238$i" --runtime simulated
 done
 "${W[@]}" cluster info
 

@@ -51,6 +51,9 @@ var _ = BeforeSuite(func() {
 func newRuntime(cfg wctd.Config) *wctd.Runtime {
 	GinkgoHelper()
 	cfg.Address = daemon.Address
+	if cfg.NodeID == "" {
+		cfg.NodeID = "node-1"
+	}
 	cfg.Clock = clock.Wall{}
 	dir := GinkgoT().TempDir()
 	if cfg.VolumesDir == "" {

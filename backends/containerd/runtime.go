@@ -71,6 +71,10 @@ const (
 	LabelTask = "warren.task"
 	// LabelService is the service's name, for people reading `ctr`.
 	LabelService = "warren.service"
+	// LabelNode is the node the container belongs to: a runtime sees only
+	// its node's containers, so that several nodes may share a containerd
+	// (a test machine, the demo).
+	LabelNode    = "warren.node"
 	labelStarted = "warren.started" // RFC 3339, once the process started
 	// labelStop is set by Stop: the instant SIGKILL is due (RFC 3339). A
 	// container with it that has exited was shut down on request.
@@ -93,6 +97,8 @@ type Config struct {
 	Address string
 	// Namespace is the containerd namespace (DefaultNamespace when empty).
 	Namespace string
+	// NodeID is the node whose containers these are (required).
+	NodeID string
 	// Snapshotter unpacks images (DefaultSnapshotter when empty).
 	Snapshotter string
 	// VolumesDir holds local volumes, one directory each
@@ -171,6 +177,9 @@ func New(cfg Config) (*Runtime, error) {
 	cfg.setDefaults()
 	if cfg.Clock == nil {
 		return nil, errors.New("containerd runtime: Config.Clock is nil")
+	}
+	if err := identifiers.Validate(cfg.NodeID); err != nil {
+		return nil, fmt.Errorf("containerd runtime: Config.NodeID: %w", err)
 	}
 	// VolumesDir is made with the first volume: a task fails if it cannot
 	// be, not the worker.
@@ -368,7 +377,7 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
 		containerd.WithNewSnapshot(id, img),
-		containerd.WithContainerLabels(map[string]string{LabelTask: task.ID, LabelService: task.ServiceName}),
+		containerd.WithContainerLabels(map[string]string{LabelTask: task.ID, LabelService: task.ServiceName, LabelNode: r.cfg.NodeID}),
 		containerd.WithNewSpec(opts...))
 	if err != nil {
 		r.removeSnapshot(ctx, id)
@@ -507,19 +516,11 @@ func (r *Runtime) Stop(taskID string, timeout time.Duration) error {
 	if ended {
 		return nil
 	}
-	id := ContainerID(taskID)
 	ctx, cancel := context.WithTimeout(r.ctx, rpcTimeout)
 	defer cancel()
-	ctr, err := r.client.LoadContainer(ctx, id)
-	if errdefs.IsNotFound(err) {
-		return fmt.Errorf("%w (task %s)", orchestrator.ErrNoContainer, taskID)
-	}
+	ctr, labels, err := r.load(ctx, taskID)
 	if err != nil {
-		return fmt.Errorf("containerd runtime: stop task %s: %w", taskID, err)
-	}
-	labels, err := ctr.Labels(ctx)
-	if err != nil {
-		return fmt.Errorf("containerd runtime: stop task %s: %w", taskID, err)
+		return err
 	}
 	if labels[labelStop] != "" {
 		return nil
@@ -571,6 +572,26 @@ func (r *Runtime) Stop(taskID string, timeout time.Duration) error {
 	return nil
 }
 
+// load returns the task's container and its labels; ErrNoContainer if
+// there is none of this node's.
+func (r *Runtime) load(ctx context.Context, taskID string) (containerd.Container, map[string]string, error) {
+	ctr, err := r.client.LoadContainer(ctx, ContainerID(taskID))
+	if errdefs.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("%w (task %s)", orchestrator.ErrNoContainer, taskID)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("containerd runtime: task %s: %w", taskID, err)
+	}
+	labels, err := ctr.Labels(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("containerd runtime: task %s: %w", taskID, err)
+	}
+	if labels[LabelNode] != r.cfg.NodeID {
+		return nil, nil, fmt.Errorf("%w (task %s: its container is node %s's)", orchestrator.ErrNoContainer, taskID, labels[LabelNode])
+	}
+	return ctr, labels, nil
+}
+
 func (r *Runtime) kill(t containerd.Task, sig syscall.Signal) error {
 	ctx, cancel := context.WithTimeout(r.ctx, rpcTimeout)
 	defer cancel()
@@ -600,12 +621,9 @@ func (r *Runtime) Remove(taskID string) error {
 	id := ContainerID(taskID)
 	ctx, cancel := context.WithTimeout(r.ctx, rpcTimeout)
 	defer cancel()
-	ctr, err := r.client.LoadContainer(ctx, id)
-	if errdefs.IsNotFound(err) {
-		return fmt.Errorf("%w (task %s)", orchestrator.ErrNoContainer, taskID)
-	}
+	ctr, _, err := r.load(ctx, taskID)
 	if err != nil {
-		return fmt.Errorf("containerd runtime: remove task %s: %w", taskID, err)
+		return err
 	}
 	t, err := ctr.Task(ctx, nil)
 	switch {
@@ -660,7 +678,7 @@ func (r *Runtime) Containers() ([]orchestrator.RuntimeContainer, error) {
 	// Ours first, then the tasks: a container made in between has no task
 	// in the answer, and is taken for one still starting (it is in
 	// r.starting) rather than for one whose task is gone.
-	records, err := r.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q", LabelTask))
+	records, err := r.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q,labels.%q==%s", LabelTask, LabelNode, r.cfg.NodeID))
 	if err != nil {
 		return nil, fmt.Errorf("containerd runtime: list containers: %w", err)
 	}

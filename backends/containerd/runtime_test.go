@@ -1,6 +1,7 @@
 package containerd_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -210,6 +211,21 @@ var _ = Describe("The containerd runtime", Label("integ"), func() {
 		await(second, "task-1", types.ContainerShutdown)
 		Expect(second.Remove("task-1")).To(Succeed())
 		Expect(mountsUnder(dir + "/s")).To(BeEmpty())
+	})
+
+	It("sees only its own node's containers", func() {
+		other := newRuntime(wctd.Config{NodeID: "node-2"})
+		Expect(rt.Start(shell("task-1", Cmd()), nil)).To(Succeed())
+		Expect(other.Start(shell("task-2", Cmd()), nil)).To(Succeed())
+		await(rt, "task-1", types.ContainerRunning)
+		await(other, "task-2", types.ContainerRunning)
+		cs, err := rt.Containers()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cs).To(HaveLen(1))
+		Expect(cs[0].TaskID).To(Equal("task-1"))
+		err = rt.Stop("task-2", time.Second)
+		Expect(errors.Is(err, orchestrator.ErrNoContainer)).To(BeTrue(), "%v", err)
+		await(other, "task-2", types.ContainerRunning)
 	})
 
 	It("rides out containerd's restart under it: the container runs on, and is found again", func() {

@@ -68,14 +68,14 @@ func (r *run) running() bool {
 
 // Init runs `warren cluster init` for the manager and waits until it serves.
 func (m *Manager) Init(ctx context.Context) error {
-	return m.start(ctx, "cluster", "init", "--api-addr", m.APIAddr, "--advertise-addr", m.RaftAddr)
+	return m.start(ctx, "cluster", "init", "--api-addr", m.APIAddr, "--advertise-addr", m.RaftAddr, "--runtime", "simulated")
 }
 
 // Join runs `warren manager join` through the manager at via and waits
 // until the new manager serves as a raft voter.
 func (m *Manager) Join(ctx context.Context, via, token string) error {
 	return m.start(ctx, "manager", "join", "--manager", via, "--token", token,
-		"--api-addr", m.APIAddr, "--advertise-addr", m.RaftAddr)
+		"--api-addr", m.APIAddr, "--advertise-addr", m.RaftAddr, "--runtime", "simulated")
 }
 
 // Start runs `warren start` on the manager's data directory (after Init

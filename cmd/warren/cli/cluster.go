@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	wctd "github.com/warren-orchestrator/warren/backends/containerd"
 	"github.com/warren-orchestrator/warren/daemon"
 	"github.com/warren-orchestrator/warren/orchestrator/api"
 )
@@ -26,17 +27,36 @@ func newClusterCommand(opts *Options) *cobra.Command {
 type nodeFlags struct {
 	apiAddr, raftAddr string
 	noWorker          bool
+	runtimeFlags
+}
+
+// runtimeFlags say how a worker runs its tasks.
+type runtimeFlags struct {
+	runtime, containerd string
+}
+
+func (f *runtimeFlags) add(cmd *cobra.Command, recorded bool) {
+	usage := "how this node runs tasks: containerd (real containers) or simulated (in memory, nothing runs)"
+	def := daemon.RuntimeContainerd
+	if recorded {
+		usage += "; default: what init or join set"
+		def = ""
+	}
+	addEnumFlag(cmd, &f.runtime, "runtime", "", def, daemon.Runtimes, usage)
+	cmd.Flags().StringVar(&f.containerd, "containerd", "", "containerd's `socket` (default "+wctd.DefaultAddress+")")
 }
 
 func (f *nodeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", daemon.DefaultAPIAddr, "`host:port` the API serves on (the CLI's --manager)")
 	cmd.Flags().StringVar(&f.raftAddr, "advertise-addr", daemon.DefaultRaftAddr, "`host:port` other managers reach this one's raft at")
 	cmd.Flags().BoolVar(&f.noWorker, "no-worker", false, "run no tasks on this manager")
+	f.runtimeFlags.add(cmd, false)
 }
 
 func (o *Options) nodeConfig(cmd *cobra.Command, f *nodeFlags) daemon.Config {
 	return daemon.Config{
 		DataDir: o.DataDir, APIAddr: f.apiAddr, RaftAddr: f.raftAddr, NoWorker: f.noWorker,
+		Runtime: f.runtime, Containerd: f.containerd,
 		Log: o.Logger,
 		Ready: func(n *daemon.Node) {
 			id := n.Identity
@@ -94,16 +114,19 @@ becomes the only manager of the cluster, with all of its state.`,
 }
 
 func newStartCommand(opts *Options) *cobra.Command {
-	return &cobra.Command{
+	var f nodeFlags
+	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Run the node whose data directory is --data-dir (after init or join)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
-			return daemon.Start(ctx, opts.nodeConfig(cmd, &nodeFlags{}))
+			return daemon.Start(ctx, opts.nodeConfig(cmd, &f))
 		},
 	}
+	f.runtimeFlags.add(cmd, true)
+	return cmd
 }
 
 func newJoinCommand(opts *Options, role string) *cobra.Command {

@@ -30,7 +30,7 @@ func startCluster() (dir string, global []string) {
 	GinkgoHelper()
 	dir = filepath.Join(GinkgoT().TempDir(), "node")
 	cfg := daemon.Config{
-		DataDir: dir, APIAddr: freeAddr(), RaftAddr: freeAddr(),
+		DataDir: dir, APIAddr: freeAddr(), RaftAddr: freeAddr(), Runtime: daemon.RuntimeSimulated,
 		Heartbeat:  50 * time.Millisecond,
 		Dispatcher: dispatcher.Config{TTL: time.Second, Grace: time.Second},
 	}
