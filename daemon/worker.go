@@ -50,18 +50,22 @@ type roles interface {
 // run beats until ctx ends, or returns the error that stops the node for
 // good: it was removed from the cluster.
 func (w *worker) run(ctx context.Context) error {
+	// assigned is nil until a manager has answered: a restarted worker
+	// must not take "no assignments yet" for "run nothing" and stop the
+	// containers it is about to adopt.
 	var assigned []agent.Assignment
+	known := false
 	t := time.NewTicker(w.every)
 	defer t.Stop()
 	for {
-		next, err := w.beat(ctx, assigned)
+		next, err := w.beat(ctx, assigned, known)
 		switch {
 		case errors.Is(err, api.ErrRemoved):
 			return err
 		case err != nil && ctx.Err() == nil:
 			w.log.Warn("heartbeat failed; retrying", "err", err)
 		case err == nil:
-			assigned = next
+			assigned, known = next, true
 		}
 		select {
 		case <-ctx.Done():
@@ -71,10 +75,12 @@ func (w *worker) run(ctx context.Context) error {
 	}
 }
 
-func (w *worker) beat(ctx context.Context, assigned []agent.Assignment) ([]agent.Assignment, error) {
+// beat steps the agent on what it was assigned (once the assignments are
+// known) and reports to a manager, which answers with the assignments.
+func (w *worker) beat(ctx context.Context, assigned []agent.Assignment, known bool) ([]agent.Assignment, error) {
 	w.ensureAgent()
 	req := &api.HeartbeatRequest{}
-	if w.agent != nil {
+	if w.agent != nil && known {
 		st, err := w.agent.Step(assigned)
 		if err != nil {
 			w.log.Warn("runtime", "err", err)

@@ -41,7 +41,7 @@ var _ = BeforeSuite(func() {
 	go func() { _ = pw.CloseWithError(testimage.Write(pw, testimage.Options{})) }()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	names, err := rt.LoadImages(ctx, pr)
+	names, err := rt.Images().Load(ctx, pr)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(names).To(Equal([]string{testimage.DefaultName}))
 })

@@ -34,6 +34,8 @@ type Config struct {
 	LogLevel string
 	// Ready bounds each manager's start; 30 s when 0.
 	Ready time.Duration
+	// Runtime are the managers' runtime flags (Manager.Runtime).
+	Runtime []string
 }
 
 // Cluster is a cluster of warren managers, each its own process.
@@ -77,6 +79,7 @@ func StartCluster(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Managers = append(c.Managers, &Manager{
 			Name: name, Bin: cfg.Bin, DataDir: filepath.Join(cfg.Root, name),
 			APIAddr: apiAddr, RaftAddr: raftAddr, LogPath: filepath.Join(cfg.Root, name+".log"), LogLevel: cfg.LogLevel,
+			Runtime: cfg.Runtime,
 		})
 	}
 	if err := c.start(ctx); err != nil {

@@ -45,6 +45,9 @@ type Manager struct {
 	LogPath string
 	// LogLevel is its --log-level.
 	LogLevel string
+	// Runtime are the flags init and join get for the node's runtime;
+	// `--runtime simulated` when empty.
+	Runtime []string
 
 	mu  sync.Mutex
 	cur *run // the last process started; nil once killed
@@ -68,14 +71,21 @@ func (r *run) running() bool {
 
 // Init runs `warren cluster init` for the manager and waits until it serves.
 func (m *Manager) Init(ctx context.Context) error {
-	return m.start(ctx, "cluster", "init", "--api-addr", m.APIAddr, "--advertise-addr", m.RaftAddr, "--runtime", "simulated")
+	return m.start(ctx, append([]string{"cluster", "init", "--api-addr", m.APIAddr, "--advertise-addr", m.RaftAddr}, m.runtime()...)...)
 }
 
 // Join runs `warren manager join` through the manager at via and waits
 // until the new manager serves as a raft voter.
 func (m *Manager) Join(ctx context.Context, via, token string) error {
-	return m.start(ctx, "manager", "join", "--manager", via, "--token", token,
-		"--api-addr", m.APIAddr, "--advertise-addr", m.RaftAddr, "--runtime", "simulated")
+	return m.start(ctx, append([]string{"manager", "join", "--manager", via, "--token", token,
+		"--api-addr", m.APIAddr, "--advertise-addr", m.RaftAddr}, m.runtime()...)...)
+}
+
+func (m *Manager) runtime() []string {
+	if len(m.Runtime) == 0 {
+		return []string{"--runtime", "simulated"}
+	}
+	return m.Runtime
 }
 
 // Start runs `warren start` on the manager's data directory (after Init

@@ -67,7 +67,7 @@ func NewRootCommand(getenv func(string) string) *cobra.Command {
 	root.AddCommand(newVersionCommand(opts), newSimCommand(),
 		newClusterCommand(opts), newStartCommand(opts),
 		newJoinCommand(opts, "manager"), newJoinCommand(opts, "worker"),
-		newNodeCommand(opts), newServiceCommand(opts))
+		newNodeCommand(opts), newServiceCommand(opts), newImageCommand(opts))
 	return root
 }
 

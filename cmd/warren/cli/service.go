@@ -29,17 +29,27 @@ type serviceFlags struct {
 	env, labels []string
 	publish     []string
 	constraints []string
+	containerFlags
 }
 
 func newServiceCreateCommand(opts *Options) *cobra.Command {
 	var f serviceFlags
 	cmd := &cobra.Command{
-		Use:   "create NAME --image IMAGE [--replicas N]",
+		Use:   "create NAME --image IMAGE [--replicas N] [flags] [-- COMMAND [ARG...]]",
 		Short: "Create a service",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create a service: --replicas tasks of the image (or one per node with --mode global).
+
+What follows -- replaces the image's command (with --entrypoint, the
+entrypoint's arguments), as after the image in docker service create:
+
+  warren service create web --image busybox --publish 8080:80 -- httpd -f -p 80`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			svc, err := f.service(args[0], cmd.Flags().Changed("replicas"))
 			if err != nil {
+				return err
+			}
+			if err := f.containerFlags.apply(svc, args[1:]); err != nil {
 				return err
 			}
 			client, err := newAPIClient(opts)
@@ -62,6 +72,7 @@ func newServiceCreateCommand(opts *Options) *cobra.Command {
 	fl.StringArrayVar(&f.labels, "label", nil, "service label `KEY=VALUE` (repeatable)")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port `HOST:CONTAINER[/udp]` on the node (repeatable)")
 	fl.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint such as `node.labels.disk==ssd` (repeatable)")
+	f.containerFlags.add(cmd)
 	return cmd
 }
 

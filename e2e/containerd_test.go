@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	wctd "github.com/warren-orchestrator/warren/backends/containerd"
+	"github.com/warren-orchestrator/warren/backends/containerd/ctdtest"
+	"github.com/warren-orchestrator/warren/backends/containerd/testimage"
+	"github.com/warren-orchestrator/warren/e2e/proc"
+	"github.com/warren-orchestrator/warren/orchestrator/api"
+	"github.com/warren-orchestrator/warren/orchestrator/types"
+)
+
+// A one-node cluster (manager and worker) as `warren cluster init` makes
+// it, running its tasks in a real containerd: the seed's first test, then
+// the faults a worker must ride out.
+var _ = Describe("A node running real containers", Label("integ"), func() {
+	var (
+		ctd     *ctdtest.Daemon
+		cluster *proc.Cluster
+		m       *proc.Manager
+		client  *api.Client
+		ctrd    *containerd.Client
+		ctx     context.Context
+	)
+	BeforeEach(func(sctx SpecContext) {
+		dir, err := os.MkdirTemp("", "ctd")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(os.RemoveAll, dir)
+		ctd, err = ctdtest.Start(dir)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { Expect(ctd.Stop()).To(Succeed()) })
+		ctrd, err = containerd.New(ctd.Address)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(ctrd.Close)
+		ctx = namespaces.WithNamespace(context.Background(), wctd.DefaultNamespace)
+
+		cluster, err = proc.StartCluster(sctx, proc.Config{Bin: warrenBin, Root: GinkgoT().TempDir(), Managers: 1,
+			LogLevel: "info", Runtime: []string{"--runtime", "containerd", "--containerd", ctd.Address}})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(cluster.Kill)
+		m = cluster.Managers[0]
+		client, err = cluster.Client()
+		Expect(err).NotTo(HaveOccurred())
+
+		archive := filepath.Join(GinkgoT().TempDir(), "busybox.tar")
+		Expect(testimage.WriteFile(archive, testimage.Options{})).To(Succeed())
+		out, err := m.CLI(sctx, []string{m.APIAddr}, "image", "load", "--containerd", ctd.Address, archive)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(Equal("Loaded image " + testimage.DefaultName + "\n"))
+	})
+
+	// tasks returns the service's tasks that should run, by ID.
+	tasks := func(service string) []*types.Container {
+		GinkgoHelper()
+		s, err := client.GetService(ctx, service)
+		Expect(err).NotTo(HaveOccurred())
+		all, err := client.ListContainers(context.Background(), s.ID, "", false)
+		Expect(err).NotTo(HaveOccurred())
+		var out []*types.Container
+		for _, t := range all {
+			if t.DesiredState == types.ContainerRunning {
+				out = append(out, t)
+			}
+		}
+		slices.SortFunc(out, func(a, b *types.Container) int { return strings.Compare(a.ID, b.ID) })
+		return out
+	}
+	running := func(service string, n int) []*types.Container {
+		GinkgoHelper()
+		var ts []*types.Container
+		Eventually(func() []types.ContainerState {
+			ts = tasks(service)
+			var states []types.ContainerState
+			for _, t := range ts {
+				states = append(states, t.ActualState)
+			}
+			return states
+		}).WithTimeout(60*time.Second).WithPolling(100*time.Millisecond).Should(And(HaveLen(n), HaveEach(types.ContainerRunning)),
+			func() string { return m.Tail(20) })
+		return ts
+	}
+	// containers lists the service's containers in containerd, with their
+	// task's status.
+	containers := func(service string) map[string]containerd.ProcessStatus {
+		GinkgoHelper()
+		cs, err := ctrd.Containers(ctx, `labels."`+wctd.LabelService+`"==`+service)
+		Expect(err).NotTo(HaveOccurred())
+		out := map[string]containerd.ProcessStatus{}
+		for _, c := range cs {
+			st := containerd.ProcessStatus("no task")
+			if t, err := c.Task(ctx, nil); err == nil {
+				if s, err := t.Status(ctx); err == nil {
+					st = s.Status
+				}
+			}
+			out[c.ID()] = st
+		}
+		return out
+	}
+	ids := func(ts []*types.Container) []string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.ContainerID)
+		}
+		return out
+	}
+
+	It("runs a service's replicas as containers, and keeps them through a worker's kill -9 and containerd's", func(sctx SpecContext) {
+		_, err := m.CLI(sctx, []string{m.APIAddr}, "service", "create", "web", "--image", testimage.DefaultName,
+			"--replicas", "3", "--volume", "web-data:/data", "--", "sh", "-c", `hostname >>/data/started; `+testimage.Cmd[2])
+		Expect(err).NotTo(HaveOccurred())
+		before := running("web", 3)
+		Expect(containers("web")).To(Equal(map[string]containerd.ProcessStatus{
+			before[0].ContainerID: containerd.Running, before[1].ContainerID: containerd.Running, before[2].ContainerID: containerd.Running,
+		}), "`ctr -n warren containers ls` shows the same tasks")
+		started := filepath.Join(m.DataDir, "volumes", "web-data", "started")
+		Eventually(func() ([]byte, error) { return os.ReadFile(started) }).Should(HaveLen(3 * (len(before[0].ContainerID) + 1)))
+
+		By("kill -9 of the node: its containers run on, and the restarted node adopts them")
+		_, err = m.Kill()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(containers("web")).To(HaveLen(3))
+		Expect(cluster.Restart(sctx, m)).To(Succeed())
+		after := running("web", 3)
+		Expect(ids(after)).To(Equal(ids(before)), "the same containers, not new ones")
+		Consistently(func() []string { return ids(tasks("web")) }, 2*time.Second, 200*time.Millisecond).Should(Equal(ids(before)))
+
+		By("containerd killed and restarted under the running node")
+		Expect(ctd.Kill()).To(Succeed())
+		time.Sleep(time.Second) // a few heartbeats without containerd
+		Expect(ctd.Restart()).To(Succeed())
+		Consistently(func() []string { return ids(tasks("web")) }, 3*time.Second, 200*time.Millisecond).Should(Equal(ids(before)))
+		Expect(ids(running("web", 3))).To(Equal(ids(before)))
+		Expect(containers("web")).To(HaveEach(containerd.Running))
+		data, err := os.ReadFile(started)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(strings.Count(string(data), "\n")).To(Equal(3), "no container was started again")
+
+		By("removing the service removes its containers")
+		_, err = m.CLI(sctx, []string{m.APIAddr}, "service", "rm", "web")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() map[string]containerd.ProcessStatus { return containers("web") }).WithTimeout(30 * time.Second).Should(BeEmpty())
+	})
+
+	It("reports a task it cannot run with an error a user can act on", func(sctx SpecContext) {
+		_, err := m.CLI(sctx, []string{m.APIAddr}, "service", "create", "ghost", "--image", "warren/not-loaded:1", "--restart-condition", "none")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() string {
+			out, _ := m.CLI(sctx, []string{m.APIAddr}, "service", "ps", "ghost")
+			return out
+		}).WithTimeout(60*time.Second).WithPolling(200*time.Millisecond).Should(ContainSubstring("load it with `warren image load FILE.tar` on the node"))
+		Expect(containers("ghost")).To(BeEmpty())
+	})
+})
