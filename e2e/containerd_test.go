@@ -159,7 +159,7 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		Eventually(func() string {
 			out, _ := m.CLI(sctx, []string{m.APIAddr}, "service", "ps", "ghost")
 			return out
-		}).WithTimeout(60*time.Second).WithPolling(200*time.Millisecond).Should(ContainSubstring("load it with `warren image load FILE.tar` on the node"))
+		}).WithTimeout(60 * time.Second).WithPolling(200 * time.Millisecond).Should(ContainSubstring("load it with `warren image load FILE.tar` on the node"))
 		Expect(containers("ghost")).To(BeEmpty())
 	})
 })
