@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,6 +51,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/warren-orchestrator/warren/backends/containerd/health"
 	"github.com/warren-orchestrator/warren/orchestrator"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
@@ -157,6 +159,9 @@ type Runtime struct {
 	// image could not be had, runc refused the command, a stop came
 	// first), by task ID, until Remove.
 	ended map[string]orchestrator.RuntimeContainer
+	// monitors run the health checks of running containers, by
+	// containerd ID.
+	monitors map[string]*health.Monitor
 }
 
 // starting is a task being made into a running container.
@@ -197,6 +202,7 @@ func New(cfg Config) (*Runtime, error) {
 	return &Runtime{
 		cfg: cfg, client: client, ctx: ctx, cancel: cancel,
 		starting: map[string]*starting{}, ended: map[string]orchestrator.RuntimeContainer{},
+		monitors: map[string]*health.Monitor{},
 	}, nil
 }
 
@@ -207,6 +213,7 @@ func New(cfg Config) (*Runtime, error) {
 func (r *Runtime) Close() error {
 	r.closeOnce.Do(func() {
 		r.cancel()
+		r.stopMonitors(nil)
 		r.wg.Wait()
 		r.closeErr = r.client.Close()
 	})
@@ -230,6 +237,10 @@ func ContainerID(taskID string) string {
 	sum := sha256.Sum256([]byte(taskID))
 	return "warren-" + hex.EncodeToString(sum[:16])
 }
+
+// containerIP is the container's address on the node's container network;
+// invalid while containers have no network but loopback.
+func (r *Runtime) containerIP(id string) netip.Addr { return netip.Addr{} }
 
 // SecretsDir is where the tasks' secrets tmpfs are mounted, one directory
 // per container.
@@ -367,6 +378,13 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 	}
 	opts = append(opts, oci.WithHostname(hostname(id)), oci.WithMounts(mounts))
 
+	labels := map[string]string{LabelTask: task.ID, LabelService: task.ServiceName, LabelNode: r.cfg.NodeID}
+	if labels[labelHealth], err = healthLabel(task.HealthCheck); err != nil {
+		return "", fmt.Errorf("health check: %w", err)
+	}
+	if labels[labelHealth] == "" {
+		delete(labels, labelHealth)
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, rpcTimeout)
 	defer cancel()
 	// The task has no container (Start checked), so a snapshot of its name
@@ -377,7 +395,7 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
 		containerd.WithNewSnapshot(id, img),
-		containerd.WithContainerLabels(map[string]string{LabelTask: task.ID, LabelService: task.ServiceName, LabelNode: r.cfg.NodeID}),
+		containerd.WithContainerLabels(labels),
 		containerd.WithNewSpec(opts...))
 	if err != nil {
 		r.removeSnapshot(ctx, id)
@@ -717,6 +735,7 @@ func (r *Runtime) Containers() ([]orchestrator.RuntimeContainer, error) {
 		}
 		rc, due := r.observe(rec, procs[rec.ID], now)
 		live[rec.ID] = rc.State == types.ContainerRunning || rc.State == types.ContainerPending
+		r.checkHealth(rec, &rc)
 		if due {
 			kill = append(kill, rec.ID)
 		}
@@ -727,6 +746,7 @@ func (r *Runtime) Containers() ([]orchestrator.RuntimeContainer, error) {
 	for _, id := range kill {
 		r.killOverdue(ctx, id)
 	}
+	r.stopMonitors(live)
 	r.sweepSecrets(ctx, live)
 	r.sweepLogs(records, now)
 	return out, nil

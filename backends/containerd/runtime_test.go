@@ -213,6 +213,26 @@ var _ = Describe("The containerd runtime", Label("integ"), func() {
 		Expect(mountsUnder(dir + "/s")).To(BeEmpty())
 	})
 
+	It("runs an exec health check: healthy, then unhealthy with the reason", func() {
+		t := shell("task-1", `touch /tmp/ok; sleep 3; rm /tmp/ok; `+Cmd())
+		t.HealthCheck = &types.HealthCheck{Type: types.HealthCheckExec, Command: []string{"test", "-f", "/tmp/ok"},
+			Interval: 100 * time.Millisecond, Timeout: 2 * time.Second, Retries: 2}
+		Expect(rt.Start(t, nil)).To(Succeed())
+		Eventually(func() types.HealthStatus { c, _ := get(rt, "task-1"); return c.Health }).
+			WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Equal(types.HealthHealthy))
+		var c orchestrator.RuntimeContainer
+		Eventually(func() types.HealthStatus { c, _ = get(rt, "task-1"); return c.Health }).
+			WithTimeout(15 * time.Second).WithPolling(20 * time.Millisecond).Should(Equal(types.HealthUnhealthy))
+		Expect(c.State).To(Equal(types.ContainerRunning))
+		Expect(c.Error).To(HavePrefix("unhealthy: "))
+		Expect(c.Error).To(ContainSubstring("exit code 1"))
+
+		By("a new runtime (a restarted worker) goes on checking")
+		again := newRuntime(wctd.Config{})
+		Eventually(func() types.HealthStatus { c, _ := get(again, "task-1"); return c.Health }).
+			WithTimeout(15 * time.Second).WithPolling(20 * time.Millisecond).Should(Equal(types.HealthUnhealthy))
+	})
+
 	It("sees only its own node's containers", func() {
 		other := newRuntime(wctd.Config{NodeID: "node-2"})
 		Expect(rt.Start(shell("task-1", Cmd()), nil)).To(Succeed())

@@ -33,6 +33,9 @@ type Agent struct {
 	nodeID   string
 	rt       orchestrator.Runtime
 	reported map[string]fsm.TaskStatus
+	// settling is set by Step when a container is on its way to the state
+	// its task wants (starting, or stopping).
+	settling bool
 }
 
 // New returns the agent of nodeID on runtime rt.
@@ -88,10 +91,16 @@ func (a *Agent) Step(assigned []Assignment) ([]fsm.TaskStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: list containers: %w", err)
 	}
+	a.settling = false
 	for _, c := range now {
-		if _, ok := want[c.TaskID]; ok {
-			out = a.changed(out, statusOf(a.nodeID, c))
+		as, ok := want[c.TaskID]
+		if !ok {
+			a.settling = a.settling || live(c.State) // being retired
+			continue
 		}
+		out = a.changed(out, statusOf(a.nodeID, c))
+		wantsRunning := as.Task.DesiredState == types.ContainerRunning
+		a.settling = a.settling || c.State == types.ContainerPending || (!wantsRunning && live(c.State))
 	}
 	for id := range a.reported {
 		if _, ok := want[id]; !ok {
@@ -101,6 +110,12 @@ func (a *Agent) Step(assigned []Assignment) ([]fsm.TaskStatus, error) {
 	slices.SortFunc(out, func(x, y fsm.TaskStatus) int { return strings.Compare(x.TaskID, y.TaskID) })
 	return out, nil
 }
+
+// Settling says whether, at the last Step, a container was still on its
+// way to what its task wants (being started, or being stopped): a worker
+// then steps again soon rather than a heartbeat later, to report the end
+// of the change promptly.
+func (a *Agent) Settling() bool { return a.settling }
 
 // Sent records that the managers accepted statuses: they are not reported
 // again until they change.

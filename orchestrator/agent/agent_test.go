@@ -69,6 +69,24 @@ var _ = Describe("Agent", func() {
 			Expect(sts[0].StartedAt).To(Equal(typestest.Epoch.Add(2 * time.Second)))
 		})
 
+		It("is settling while the container starts, and while it stops", func() {
+			Expect(a.Settling()).To(BeFalse(), "before any step")
+			step()
+			Expect(a.Settling()).To(BeTrue(), "pending")
+			clock.Advance(2 * time.Second)
+			step()
+			Expect(a.Settling()).To(BeFalse(), "running, as wanted")
+			task.DesiredState = types.ContainerShutdown
+			step()
+			Expect(a.Settling()).To(BeTrue(), "stopping")
+			clock.Advance(time.Second)
+			step()
+			Expect(a.Settling()).To(BeFalse(), "shut down, as wanted")
+			as = nil
+			step()
+			Expect(a.Settling()).To(BeFalse(), "a stopped container is removed, not waited for")
+		})
+
 		It("reports again what the managers did not accept", func() {
 			_, err := a.Step(as)
 			Expect(err).NotTo(HaveOccurred())

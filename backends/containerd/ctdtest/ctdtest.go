@@ -17,6 +17,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
 	"golang.org/x/sys/unix"
 )
@@ -199,7 +200,8 @@ func purge(c *containerd.Client) error {
 			if t, err := ctr.Task(nctx, nil); err == nil {
 				_, _ = t.Delete(nctx, containerd.WithProcessKill)
 			}
-			if err := ctr.Delete(nctx, containerd.WithSnapshotCleanup); err != nil {
+			// NotFound: removed meanwhile by whoever made it.
+			if err := ctr.Delete(nctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("delete container %s/%s: %w", ns, ctr.ID(), err))
 			}
 		}
