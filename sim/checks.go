@@ -16,7 +16,8 @@ var ErrLiveness = errors.New("sim: liveness")
 // Converged reports nil once the cluster is as its services want: a
 // leader, every replicated service with exactly its replicas running on
 // ready nodes, every global service running once on each ready, active node
-// that matches it, and the workers' runtimes agreeing.
+// that matches it, no task meant to run failing its health check, and the
+// workers' runtimes agreeing.
 func (c *Cluster) Converged() error {
 	l := c.Leader()
 	if l == nil {
@@ -50,6 +51,9 @@ func (c *Cluster) Converged() error {
 			w := c.worker(t.NodeID)
 			if w == nil || !w.alive || !w.runs(t.ID) {
 				return fmt.Errorf("service %s: task %s is running on %s by the managers' record, but not on the node", s.Name, t.ID, t.NodeID)
+			}
+			if t.HealthStatus == types.HealthUnhealthy || w.health(t.ID) == types.HealthUnhealthy {
+				return fmt.Errorf("service %s: task %s on %s is unhealthy", s.Name, t.ID, t.NodeID)
 			}
 			running[t.NodeID]++
 			n++

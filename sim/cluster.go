@@ -437,6 +437,17 @@ func (w *worker) runs(taskID string) bool {
 	return false
 }
 
+// health is what the worker's runtime says of a task's health check.
+func (w *worker) health(taskID string) types.HealthStatus {
+	cs, _ := w.rt.Containers()
+	for _, ct := range cs {
+		if ct.TaskID == taskID {
+			return ct.Health
+		}
+	}
+	return ""
+}
+
 // sample records the tasks running per worker, once a second.
 func (c *Cluster) sample() {
 	s := TaskSample{At: c.eng.Elapsed(), Running: map[string]int{}}

@@ -162,5 +162,32 @@ func (c *Cluster) CrashTask(name string) error {
 	return nil
 }
 
+// Unhealthy makes the containers a worker starts during span fail their
+// health checks once they run (the fake runtime's Unhealthy knob): a bad
+// image or a broken dependency. Those already running keep their health.
+func (c *Cluster) Unhealthy(name string, span time.Duration) error {
+	id, err := c.node(name)
+	if err != nil {
+		return err
+	}
+	w := c.worker(id)
+	if w == nil {
+		return fmt.Errorf("unhealthy %s: only workers run containers", id)
+	}
+	c.eng.Tracef("fault unhealthy %s %v", id, span)
+	c.event(id, "starts unhealthy containers for %v", span)
+	w.sickUntil = max(w.sickUntil, c.eng.Elapsed()+span)
+	if w.alive {
+		w.rt.SetKnobs(w.knobs())
+	}
+	c.eng.After(span, func() {
+		if w.alive {
+			w.rt.SetKnobs(w.knobs())
+		}
+	})
+	c.tl.Faults = append(c.tl.Faults, FaultSpan{Kind: "unhealthy", Target: id, From: c.eng.Elapsed(), To: c.eng.Elapsed() + span})
+	return nil
+}
+
 // Load makes the client write rate times a second for span.
 func (c *Cluster) Load(rate int, span time.Duration) { c.client.load(rate, span) }

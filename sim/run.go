@@ -121,7 +121,7 @@ func (sc *Scenario) drawChaos(c *Cluster) {
 			target = "leader"
 		case "disk-stall":
 			target = c.managers[e.Rand.IntN(len(c.managers))].id
-		case "crash-task":
+		case "crash-task", "unhealthy":
 			if len(c.workers) == 0 {
 				continue
 			}
@@ -149,6 +149,8 @@ func (sc *Scenario) drawChaos(c *Cluster) {
 				err = c.StallDisk(target, span)
 			case "crash-task":
 				err = c.CrashTask(target)
+			case "unhealthy":
+				err = c.Unhealthy(target, span)
 			}
 			if err != nil {
 				c.eng.Tracef("chaos %s skipped: %v", kind, err)
@@ -187,6 +189,8 @@ func (c *Cluster) step(st Step) {
 		err = c.StallDisk(st.DiskStall.Node, st.DiskStall.For.D())
 	case st.CrashTask != nil:
 		err = c.CrashTask(st.CrashTask.Node)
+	case st.Unhealthy != nil:
+		err = c.Unhealthy(st.Unhealthy.Node, st.Unhealthy.For.D())
 	default:
 		command, cerr := c.stepCommand(st)
 		if cerr != nil {
@@ -201,9 +205,16 @@ func (c *Cluster) step(st Step) {
 	}
 }
 
-// healAll ends the faulty phase: partitions heal and crashed nodes restart.
+// healAll ends the faulty phase: partitions heal, crashed nodes restart and
+// workers start healthy containers again.
 func (c *Cluster) healAll() {
 	c.Heal()
+	for _, w := range c.workers {
+		w.sickUntil = 0
+		if w.alive {
+			w.rt.SetKnobs(w.knobs())
+		}
+	}
 	for _, m := range c.managers {
 		if !m.raft.alive {
 			c.Restart(m.id)

@@ -89,6 +89,7 @@ type Step struct {
 	Heal      *struct{}      `json:"heal,omitempty"`
 	DiskStall *StallSpec     `json:"disk-stall,omitempty"`
 	CrashTask *NodeSpec      `json:"crash-task,omitempty"`
+	Unhealthy *UnhealthySpec `json:"unhealthy,omitempty"`
 }
 
 // ServiceSpec creates a service.
@@ -143,6 +144,13 @@ type StallSpec struct {
 	For  Duration `json:"for"`
 }
 
+// UnhealthySpec makes the containers a worker starts, for For, fail their
+// health checks.
+type UnhealthySpec struct {
+	Node string   `json:"node"`
+	For  Duration `json:"for"`
+}
+
 // NodeSpec names a node.
 type NodeSpec struct {
 	Node string `json:"node"`
@@ -168,7 +176,7 @@ type Expect struct {
 	LeaderChangesMin int `json:"leader-changes-min"`
 }
 
-var chaosKinds = map[string]bool{"crash": true, "crash-leader": true, "partition": true, "disk-stall": true, "crash-task": true}
+var chaosKinds = map[string]bool{"crash": true, "crash-leader": true, "partition": true, "disk-stall": true, "crash-task": true, "unhealthy": true}
 
 // LoadScenario reads and checks a scenario file.
 func LoadScenario(path string) (*Scenario, error) {
@@ -214,13 +222,17 @@ func (sc *Scenario) check() error {
 	for i, st := range sc.Steps {
 		n := 0
 		for _, set := range []bool{st.Service != nil, st.Scale != nil, st.Volume != nil, st.Secret != nil, st.Load != nil,
-			st.Crash != nil, st.Restart != nil, st.Partition != nil, st.Heal != nil, st.DiskStall != nil, st.CrashTask != nil} {
+			st.Crash != nil, st.Restart != nil, st.Partition != nil, st.Heal != nil, st.DiskStall != nil, st.CrashTask != nil,
+			st.Unhealthy != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			bad("steps[%d] has %d actions: give each step exactly one of service, scale, volume, secret, load, crash, restart, partition, heal, disk-stall, crash-task", i, n)
+			bad("steps[%d] has %d actions: give each step exactly one of service, scale, volume, secret, load, crash, restart, partition, heal, disk-stall, crash-task, unhealthy", i, n)
+		}
+		if u := st.Unhealthy; u != nil && u.For <= 0 {
+			bad("steps[%d] makes %s unhealthy for %v: say for how long, e.g. for: 3s", i, u.Node, u.For.D())
 		}
 		if st.At.D() > sc.Duration.D() {
 			bad("steps[%d] is at %v, after the duration %v", i, st.At.D(), sc.Duration.D())
@@ -229,7 +241,7 @@ func (sc *Scenario) check() error {
 	if c := sc.Chaos; c != nil {
 		for _, k := range c.Kinds {
 			if !chaosKinds[k] {
-				bad("chaos.kinds has %q: use crash, crash-leader, partition, disk-stall or crash-task", k)
+				bad("chaos.kinds has %q: use crash, crash-leader, partition, disk-stall, crash-task or unhealthy", k)
 			}
 		}
 		if c.Faults > 0 && len(c.Kinds) == 0 {

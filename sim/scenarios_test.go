@@ -32,7 +32,7 @@ func load(name string) *sim.Scenario {
 }
 
 var _ = Describe("Scenarios", Label("sim"), func() {
-	for _, file := range []string{"leader-failover", "volume-affinity", "write-path", "worker-crash", "partition", "chaos"} {
+	for _, file := range []string{"leader-failover", "volume-affinity", "write-path", "worker-crash", "partition", "unhealthy", "chaos"} {
 		It(file+" holds every invariant and converges, the same way every time", func() {
 			sc := load(file)
 			for seed := uint64(1); seed <= seedsPerScenario; seed++ {
@@ -45,7 +45,7 @@ var _ = Describe("Scenarios", Label("sim"), func() {
 	}
 
 	It("covers every scenario file in scenarios/", func() {
-		Expect(scenarioFiles()).To(HaveLen(6))
+		Expect(scenarioFiles()).To(HaveLen(7))
 	})
 })
 
@@ -105,6 +105,7 @@ var _ = Describe("ParseScenario", func() {
 		Entry("no managers", "duration: 5s\nexpect: {converge-within: 5s}", "cluster.managers is 0"),
 		Entry("no liveness bound", "cluster: {managers: 3}\nduration: 5s", "expect.converge-within is missing"),
 		Entry("unknown chaos", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nchaos: {faults: 1, kinds: [meteor]}", `chaos.kinds has "meteor"`),
+		Entry("unhealthy without a span", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 0s, unhealthy: {node: worker-1}}]", "say for how long"),
 		Entry("step after the end", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 9s, heal: {}}]", "after the duration"),
 	)
 

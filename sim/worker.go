@@ -24,6 +24,9 @@ type worker struct {
 	waiting bool
 	unsent  []fsm.TaskStatus
 	assigns []agent.Assignment
+	// sickUntil is when an unhealthy fault ends: until then the
+	// containers it starts fail their health checks.
+	sickUntil time.Duration
 }
 
 func newWorker(c *Cluster, id string) *worker {
@@ -37,10 +40,19 @@ func newWorker(c *Cluster, id string) *worker {
 func (w *worker) boot() {
 	w.alive = true
 	w.epoch++
-	w.rt = fake.NewRuntime(w.c.eng, w.c.cfg.Runtime)
+	w.rt = fake.NewRuntime(w.c.eng, w.knobs())
 	w.agent = agent.New(w.id, w.rt)
 	w.unsent, w.assigns, w.waiting = nil, nil, false
 	w.beat()
+}
+
+// knobs are the runtime knobs for the containers the worker starts now: the
+// cluster's, unhealthy while an unhealthy fault lasts (a restart does not
+// cure it).
+func (w *worker) knobs() fake.Knobs {
+	k := w.c.cfg.Runtime
+	k.Unhealthy = w.c.eng.Elapsed() < w.sickUntil
+	return k
 }
 
 func (w *worker) crash() {

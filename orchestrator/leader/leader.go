@@ -80,7 +80,8 @@ func affectsTasks(c fsm.Command) bool {
 }
 
 // reconcileAfter reports whether the reconciler could decide anything new
-// after c: a task's start (pending, running) changes nothing it looks at.
+// after c: a task's start (pending, running) changes nothing it looks at,
+// unless it runs unhealthy.
 func reconcileAfter(c fsm.Command) bool {
 	r, ok := c.(*fsm.ReportTasks)
 	if !ok {
@@ -89,6 +90,9 @@ func reconcileAfter(c fsm.Command) bool {
 	for _, st := range r.Statuses {
 		if st.ActualState != types.ContainerPending && st.ActualState != types.ContainerRunning {
 			return true
+		}
+		if st.Health == types.HealthUnhealthy {
+			return true // the reconciler fails an unhealthy task
 		}
 	}
 	return false

@@ -134,6 +134,21 @@ var _ = Describe("Leader", func() {
 			Expect(g.kinds).To(ContainElement(fsm.KindPlanTasks))
 		})
 
+		It("reconciles after a running task turns unhealthy, and fails it", func() {
+			apply(&fsm.ReportTasks{Statuses: report(types.ContainerRunning)})
+			Expect(l.Tick(now)).To(Succeed())
+			g.kinds = nil
+			sick := report(types.ContainerRunning)
+			sick[0].Health = types.HealthUnhealthy
+			apply(&fsm.ReportTasks{Statuses: sick})
+			Expect(l.Tick(now)).To(Succeed())
+			Expect(g.kinds).To(Equal([]fsm.Kind{fsm.KindPlanTasks}))
+			g.commit()
+			t, err := store.GetContainer(as[0].Task.ID)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(t.DesiredState).To(Equal(types.ContainerFailed))
+		})
+
 		It("reads a node's assignments again only when tasks changed", func() {
 			again, err := l.Assignments("node-1")
 			Expect(err).NotTo(HaveOccurred())

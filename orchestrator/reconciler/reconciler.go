@@ -1,7 +1,8 @@
 // Package reconciler compares what services want with the tasks that exist
 // and decides the changes: create tasks for missing replicas, retire extra
-// ones, restart failed tasks as their RestartPolicy says, replace the tasks
-// of lost or drained nodes (except those pinned to their node by a local
+// ones, restart failed tasks as their RestartPolicy says (a running task
+// whose health check fails counts as failed), replace the tasks of lost or
+// drained nodes (except those pinned to their node by a local
 // volume, which wait for it), and place unscheduled tasks through the
 // scheduler. It is a pure function of the cluster, the time and a seeded
 // random source; its decision is one fsm.PlanTasks.
@@ -114,6 +115,26 @@ func finished(t *types.Container) bool {
 	return false
 }
 
+// unhealthy reports whether t runs, is meant to, and its health check
+// fails. Unknown (the start period, or no probe yet) and healthy are not.
+func unhealthy(t *types.Container) bool {
+	return t.DesiredState == types.ContainerRunning && t.ActualState == types.ContainerRunning &&
+		t.HealthStatus == types.HealthUnhealthy
+}
+
+// givenUp reports whether the managers failed t for its health: see giveUp.
+func givenUp(t *types.Container) bool { return t.DesiredState == types.ContainerFailed }
+
+// ended reports whether t's run is over as its restart policy sees it: it
+// finished, or it was given up as unhealthy (its container may still be
+// stopping; it holds its node until it has).
+func ended(t *types.Container) bool { return finished(t) || givenUp(t) }
+
+// failed reports whether t ended in failure, as on-failure means it.
+func failed(t *types.Container) bool {
+	return t.ActualState == types.ContainerFailed || givenUp(t)
+}
+
 func (rc *run) service(svc *types.Service) {
 	var current []*types.Container
 	history := map[string][]*types.Container{} // slot key -> retired tasks
@@ -127,26 +148,38 @@ func (rc *run) service(svc *types.Service) {
 
 	// Decide, task by task, what stays in its slot.
 	occupied := map[string]*types.Container{}
-	var replace []*types.Container // the tasks whose slots need a new task
+	// The tasks whose slots need a new task, with its attempt number,
+	// taken before retire changes their desired state.
+	type replacement struct {
+		old     *types.Container
+		attempt int
+	}
+	var replace []replacement
 	for _, t := range current {
 		key := slotKey(svc, t)
 		if svc.Mode == types.ModeReplicated && (t.Slot < 1 || t.Slot > svc.Replicas) || occupied[key] != nil {
 			rc.retire(t) // scaled down, or a duplicate
 			continue
 		}
+		// The health a down node last reported is stale: what happens
+		// to its tasks is the node's rules' to decide.
+		if n := rc.nodes[t.NodeID]; unhealthy(t) && n != nil && n.Status != types.NodeDown {
+			t = rc.giveUp(t)
+		}
 		switch stay, again := rc.keep(svc, t); {
 		case stay:
 			occupied[key] = t
 		case again:
+			replace = append(replace, replacement{old: t, attempt: attemptAfter(t)})
 			rc.retire(t)
-			replace = append(replace, t)
 		default:
 			rc.retire(t)
 		}
 	}
 
 	var fresh []*types.Container
-	for _, old := range replace {
+	for _, r := range replace {
+		old := r.old
 		if _, taken := occupied[slotKey(svc, old)]; taken {
 			continue
 		}
@@ -160,7 +193,7 @@ func (rc *run) service(svc *types.Service) {
 			}
 			node = old.NodeID
 		}
-		t := rc.newTask(svc, old.Slot, node, attemptAfter(old))
+		t := rc.newTask(svc, old.Slot, node, r.attempt)
 		occupied[slotKey(svc, t)] = t
 		fresh = append(fresh, t)
 	}
@@ -194,16 +227,16 @@ func (rc *run) keep(svc *types.Service, t *types.Container) (stay, replace bool)
 		switch {
 		case n == nil:
 			return false, true // the node was removed
-		case n.Status == types.NodeDown && !finished(t):
+		case n.Status == types.NodeDown && !ended(t):
 			if svc.Mode == types.ModeGlobal || rc.pinned(t) {
 				return true, false // bound to its node: wait for it
 			}
 			return false, true
-		case n.Availability == types.NodeDrain && !finished(t):
+		case n.Availability == types.NodeDrain && !ended(t):
 			return false, true
 		}
 	}
-	if !finished(t) {
+	if !ended(t) {
 		return true, false
 	}
 	if !restarts(svc.RestartPolicy, t) {
@@ -235,15 +268,35 @@ func restarts(p *types.RestartPolicy, t *types.Container) bool {
 	case types.RestartNone:
 		return false
 	case types.RestartOnFailure:
-		return t.ActualState == types.ContainerFailed
+		return failed(t)
 	}
 	return true
+}
+
+// giveUp fails t, a running task whose health check fails, as Swarm does:
+// from here on it is a failed task, and keep restarts it (or not) on the
+// path every failed task takes: condition, MaxAttempts, then Delay counted
+// from FinishedAt. FinishedAt is set to now, when it failed; once the
+// worker reports its container stopped, the report's time replaces it.
+//
+// Its desired state becomes failed, where Swarm records shutdown. Both make
+// the agent stop the container, but here a task meant to be shut down is
+// history: the next pass, deciding from the state alone, would fill its
+// slot at once with a new task of attempt 0, ignoring Delay, condition none
+// and MaxAttempts. A failed task keeps its slot, as a task that exited
+// does, until it is replaced (then it is shut down) or for good (condition
+// none, or no attempts left: stopped and not replaced, as in Swarm).
+func (rc *run) giveUp(t *types.Container) *types.Container {
+	c := rc.changed(t)
+	c.DesiredState = types.ContainerFailed
+	c.FinishedAt = rc.now
+	return c
 }
 
 // attemptAfter is the attempt number of the task that replaces old: one
 // more if old ended, the same if it was taken from a lost or drained node.
 func attemptAfter(old *types.Container) int {
-	if finished(old) {
+	if ended(old) {
 		return old.Attempt + 1
 	}
 	return old.Attempt

@@ -70,6 +70,32 @@ func (w *world) end(id string, state types.ContainerState) {
 	w.apply(&fsm.ReportTasks{Statuses: []fsm.TaskStatus{{TaskID: id, NodeID: t.NodeID, ActualState: state, ExitCode: exit, FinishedAt: w.now}}})
 }
 
+// health reports a running task's health check, as its worker would.
+func (w *world) health(id string, h types.HealthStatus) {
+	GinkgoHelper()
+	t := w.task(id)
+	w.apply(&fsm.ReportTasks{Statuses: []fsm.TaskStatus{{TaskID: id, NodeID: t.NodeID, ActualState: types.ContainerRunning, Health: h, StartedAt: t.StartedAt}}})
+}
+
+func (w *world) task(id string) *types.Container {
+	GinkgoHelper()
+	t, err := w.store.GetContainer(id)
+	Expect(err).NotTo(HaveOccurred())
+	return t
+}
+
+// others lists the tasks other than id.
+func (w *world) others(id string) []*types.Container {
+	GinkgoHelper()
+	var out []*types.Container
+	for _, t := range w.tasks() {
+		if t.ID != id {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func (w *world) tasks() []*types.Container {
 	GinkgoHelper()
 	ts, err := w.store.ListContainers()
@@ -211,6 +237,129 @@ var _ = Describe("Reconcile", func() {
 			w.reconcile()
 			Expect(len(w.tasks())).To(BeNumerically("<=", reconciler.HistoryLimit+1))
 			Expect(w.live()).To(HaveLen(1))
+		})
+	})
+
+	When("a running task's health check fails", func() {
+		var w *world
+		var first string
+		BeforeEach(func() {
+			w = newWorld("node-1")
+			first = ""
+		})
+		start := func(p *types.RestartPolicy, attempt int) {
+			w.apply(&fsm.CreateService{Service: service(1, func(s *types.Service) { s.RestartPolicy = p })})
+			w.settle()
+			first = w.tasks()[0].ID
+			if attempt > 0 {
+				t := w.task(first)
+				t.Attempt = attempt
+				w.apply(&fsm.PlanTasks{Upsert: []*types.Container{t}})
+			}
+		}
+
+		DescribeTable("fails it, and restarts it as its policy restarts a failed task",
+			func(p *types.RestartPolicy, attempt int, h types.HealthStatus, desired types.ContainerState, replaced bool) {
+				start(p, attempt)
+				w.health(first, h)
+				w.reconcile()
+				Expect(w.task(first).DesiredState).To(Equal(desired))
+				if replaced {
+					Expect(w.others(first)).To(HaveLen(1))
+					t := w.others(first)[0]
+					Expect(t.Slot).To(Equal(1))
+					Expect(t.Attempt).To(Equal(attempt + 1))
+					Expect(t.DesiredState).To(Equal(types.ContainerRunning))
+					Expect(t.NodeID).To(Equal("node-1"))
+				} else {
+					Expect(w.others(first)).To(BeEmpty())
+				}
+				if desired != types.ContainerRunning {
+					w.end(first, types.ContainerShutdown) // the agent stopped it
+				}
+				w.run()
+				Expect(w.reconcile().Plan).To(BeNil(), "nothing more to do: no second replacement")
+				if replaced {
+					Expect(w.live()).To(Equal([]string{"1@node-1"}))
+				} else {
+					Expect(w.others(first)).To(BeEmpty(), "the slot is not filled again")
+				}
+			},
+			Entry("always: replaced", &types.RestartPolicy{Condition: types.RestartAlways}, 0, types.HealthUnhealthy, types.ContainerShutdown, true),
+			Entry("on-failure: replaced", &types.RestartPolicy{Condition: types.RestartOnFailure}, 0, types.HealthUnhealthy, types.ContainerShutdown, true),
+			Entry("no policy: replaced", nil, 0, types.HealthUnhealthy, types.ContainerShutdown, true),
+			Entry("attempts left: replaced", &types.RestartPolicy{Condition: types.RestartAlways, MaxAttempts: 3}, 2, types.HealthUnhealthy, types.ContainerShutdown, true),
+			// Swarm stops an unhealthy task whose condition is none and
+			// does not replace it; so does Warren, and the slot stays as
+			// it ended, as after a failure.
+			Entry("none: stopped, not replaced", &types.RestartPolicy{Condition: types.RestartNone}, 0, types.HealthUnhealthy, types.ContainerFailed, false),
+			Entry("attempts used up: stopped, not replaced", &types.RestartPolicy{Condition: types.RestartAlways, MaxAttempts: 3}, 3, types.HealthUnhealthy, types.ContainerFailed, false),
+			Entry("healthy: untouched", &types.RestartPolicy{Condition: types.RestartAlways}, 0, types.HealthHealthy, types.ContainerRunning, false),
+			Entry("unknown, in its start period: untouched", &types.RestartPolicy{Condition: types.RestartAlways}, 0, types.HealthUnknown, types.ContainerRunning, false),
+		)
+
+		It("stops it at once, then replaces it once, in its slot, when the delay has passed since it stopped", func() {
+			start(&types.RestartPolicy{Condition: types.RestartAlways, Delay: 5 * time.Second}, 0)
+			w.health(first, types.HealthUnhealthy)
+			res := w.reconcile()
+			Expect(res.Wake).To(Equal(w.now.Add(5 * time.Second)))
+			Expect(w.task(first).DesiredState).To(Equal(types.ContainerFailed), "stopped, and still in its slot")
+			Expect(w.others(first)).To(BeEmpty())
+			Expect(w.reconcile().Plan).To(BeNil(), "failed once")
+
+			w.now = w.now.Add(time.Second)
+			w.end(first, types.ContainerShutdown)
+			res = w.reconcile()
+			Expect(res.Plan).To(BeNil())
+			Expect(res.Wake).To(Equal(w.now.Add(5*time.Second)), "the delay counts from the stop")
+
+			w.now = w.now.Add(5 * time.Second)
+			w.reconcile()
+			Expect(w.task(first).DesiredState).To(Equal(types.ContainerShutdown))
+			Expect(w.others(first)).To(HaveLen(1))
+			Expect(w.others(first)[0].Attempt).To(Equal(1))
+			Expect(w.live()).To(Equal([]string{"1@node-1"}))
+			w.run()
+			Expect(w.reconcile().Plan).To(BeNil())
+			Expect(w.tasks()).To(HaveLen(2))
+		})
+
+		It("leaves a task on a node that is down to the node's rules: its health is stale", func() {
+			w = newWorld("node-1", "node-2")
+			w.apply(&fsm.CreateService{Service: service(0, func(s *types.Service) { s.Mode = types.ModeGlobal })})
+			w.settle()
+			for _, t := range w.tasks() {
+				if t.NodeID == "node-2" {
+					w.health(t.ID, types.HealthUnhealthy)
+				}
+			}
+			w.nodeStatus("node-2", types.NodeDown)
+			Expect(w.reconcile().Plan).To(BeNil(), "a global task waits for its node")
+			Expect(w.live()).To(ConsistOf("0@node-1", "0@node-2"))
+		})
+
+		It("replaces an unhealthy global task on its own node", func() {
+			w = newWorld("node-1", "node-2")
+			w.apply(&fsm.CreateService{Service: service(0, func(s *types.Service) {
+				s.Mode = types.ModeGlobal
+				s.RestartPolicy = &types.RestartPolicy{Condition: types.RestartOnFailure}
+			})})
+			w.settle()
+			var sick string
+			for _, t := range w.tasks() {
+				if t.NodeID == "node-2" {
+					sick = t.ID
+				}
+			}
+			w.health(sick, types.HealthUnhealthy)
+			w.reconcile()
+			Expect(w.task(sick).DesiredState).To(Equal(types.ContainerShutdown))
+			Expect(w.live()).To(ConsistOf("0@node-1", "0@node-2"))
+			for _, t := range w.tasks() {
+				if t.NodeID == "node-2" && t.ID != sick {
+					Expect(t.Attempt).To(Equal(1))
+				}
+			}
 		})
 	})
 
