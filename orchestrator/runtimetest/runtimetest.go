@@ -7,6 +7,7 @@ package runtimetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -74,13 +75,25 @@ func DescribeRuntime(name string, newHarness func() Harness, args ...any) bool {
 		// not yet, so that a runtime's hiccup shows up as the state it
 		// never reached.
 		in := func(id string, state types.ContainerState) func() bool {
+			var last string // what a failed wait saw last, in the spec's output
+			DeferCleanup(func() {
+				if last != "" && CurrentSpecReport().Failed() {
+					GinkgoWriter.Printf("last seen of %s: %s\n", id, last)
+				}
+			})
 			return func() bool {
 				cs, err := rt.Containers()
 				if err != nil {
+					last = "Containers: " + err.Error()
 					return false
 				}
 				i := slices.IndexFunc(cs, func(c orchestrator.RuntimeContainer) bool { return c.TaskID == id })
-				return i >= 0 && cs[i].State == state
+				if i < 0 {
+					last = "not listed"
+					return false
+				}
+				last = fmt.Sprintf("%+v", cs[i])
+				return cs[i].State == state
 			}
 		}
 		startRunning := func(id string) {
