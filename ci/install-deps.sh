@@ -11,8 +11,11 @@ export DEBIAN_FRONTEND=noninteractive
 # have it. containerd and runc run the integration specs' containers (each
 # spec suite starts a containerd of its own, see backends/containerd/ctdtest);
 # busybox-static is the test image's one binary (ci/testimage); iptables
-# publishes ports.
-APT_PACKAGES=(containerd runc iptables busybox-static)
+# publishes ports. containernetworking-plugins are the CNI plugins (bridge,
+# host-local, portmap, firewall, loopback in /usr/lib/cni) that
+# backends/containerd/cninet runs to give containers their own network;
+# iproute2's ip deletes the bridges its specs make.
+APT_PACKAGES=(containerd runc iptables busybox-static containernetworking-plugins iproute2)
 
 apt_install() {
 	if [[ $(id -u) -ne 0 ]]; then

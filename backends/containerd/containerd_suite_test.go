@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/warren-orchestrator/warren/backends/clock"
 	wctd "github.com/warren-orchestrator/warren/backends/containerd"
+	"github.com/warren-orchestrator/warren/backends/containerd/cninet"
 	"github.com/warren-orchestrator/warren/backends/containerd/ctdtest"
 	"github.com/warren-orchestrator/warren/backends/containerd/testimage"
 )
@@ -25,6 +27,11 @@ func TestContainerd(t *testing.T) {
 // into it.
 var daemon *ctdtest.Daemon
 
+// network is the suite's container network: a bridge and subnet of its
+// own (other suites run at the same time on the same node), shared by every
+// runtime of the suite as by the nodes of one machine.
+var network = cninet.Config{Bridge: "wctdtest0", Subnet: "10.232.0.0/24"}
+
 var _ = BeforeSuite(func() {
 	if !Label("integ").MatchesLabelFilter(GinkgoLabelFilter()) {
 		return // no integration spec runs
@@ -35,6 +42,8 @@ var _ = BeforeSuite(func() {
 	daemon, err = ctdtest.Start(dir)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(daemon.Stop()).To(Succeed()) })
+	network.StateDir, network.NetnsDir = dir+"/cni", dir+"/netns"
+	DeferCleanup(func() { _ = exec.Command("ip", "link", "delete", network.Bridge).Run() })
 
 	rt := newRuntime(wctd.Config{})
 	pr, pw := io.Pipe()
@@ -51,6 +60,10 @@ var _ = BeforeSuite(func() {
 func newRuntime(cfg wctd.Config) *wctd.Runtime {
 	GinkgoHelper()
 	cfg.Address = daemon.Address
+	cfg.Network = network
+	if cfg.RunDir == "" {
+		cfg.RunDir = GinkgoT().TempDir()
+	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = "node-1"
 	}
@@ -67,7 +80,8 @@ func newRuntime(cfg wctd.Config) *wctd.Runtime {
 	}
 	rt, err := wctd.New(cfg)
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(rt.Close)
+	// Cleanups run last first: rt is closed (its starts in flight done)
+	// before the purge.
 	DeferCleanup(func() {
 		Expect(daemon.Purge()).To(Succeed())
 		// A runtime's sweep drops the secrets of the containers purged
@@ -78,5 +92,6 @@ func newRuntime(cfg wctd.Config) *wctd.Runtime {
 		_, err = sweeper.Containers()
 		Expect(err).NotTo(HaveOccurred())
 	})
+	DeferCleanup(rt.Close)
 	return rt
 }

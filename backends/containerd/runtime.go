@@ -51,6 +51,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/warren-orchestrator/warren/backends/containerd/cninet"
 	"github.com/warren-orchestrator/warren/backends/containerd/health"
 	"github.com/warren-orchestrator/warren/orchestrator"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
@@ -65,6 +66,7 @@ const (
 	DefaultLogsDir      = "/var/lib/warren/logs"
 	DefaultSecretsDir   = "/run/warren/secrets"
 	DefaultLogRetention = 24 * time.Hour
+	DefaultRunDir       = "/run/warren/containers"
 )
 
 // Labels Warren puts on its containers.
@@ -81,6 +83,8 @@ const (
 	// labelStop is set by Stop: the instant SIGKILL is due (RFC 3339). A
 	// container with it that has exited was shut down on request.
 	labelStop = "warren.stop"
+	// labelIP is the container's address on the bridge.
+	labelIP = "warren.ip"
 )
 
 // SecretsTarget is where a container finds its secrets, one file each.
@@ -115,6 +119,14 @@ type Config struct {
 	// LogRetention is how long a removed task's log is kept
 	// (DefaultLogRetention when zero).
 	LogRetention time.Duration
+	// Network is the containers' bridge network (cninet's defaults for
+	// zero fields, but for StateDir and NetnsDir, which default to a
+	// directory of the bridge's under cninet's: nodes on different bridges
+	// never sweep each other's containers).
+	Network cninet.Config
+	// RunDir holds each container's generated /etc/hosts and
+	// /etc/resolv.conf (DefaultRunDir when empty).
+	RunDir string
 	// Clock stamps what containerd does not (a start); the wall clock in
 	// production.
 	Clock orchestrator.Clock
@@ -131,6 +143,11 @@ func (c *Config) setDefaults() {
 	c.LogsDir = cmp.Or(c.LogsDir, DefaultLogsDir)
 	c.SecretsDir = cmp.Or(c.SecretsDir, DefaultSecretsDir)
 	c.LogRetention = cmp.Or(c.LogRetention, DefaultLogRetention)
+	c.RunDir = cmp.Or(c.RunDir, DefaultRunDir)
+	bridge := cmp.Or(c.Network.Bridge, cninet.DefaultBridge)
+	c.Network.StateDir = cmp.Or(c.Network.StateDir, filepath.Join(cninet.DefaultStateDir, bridge))
+	c.Network.NetnsDir = cmp.Or(c.Network.NetnsDir, filepath.Join(cninet.DefaultNetnsDir, bridge))
+	c.Network.Owner = c.NodeID
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -141,6 +158,7 @@ func (c *Config) setDefaults() {
 type Runtime struct {
 	cfg    Config
 	client *containerd.Client
+	net    *cninet.Network
 	ctx    context.Context // namespaced; cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -194,13 +212,17 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.SecretsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("containerd runtime: %w", err)
 	}
+	network, err := cninet.New(cfg.Network)
+	if err != nil {
+		return nil, fmt.Errorf("containerd runtime: %w", err)
+	}
 	client, err := containerd.New(cfg.Address, containerd.WithDefaultNamespace(cfg.Namespace))
 	if err != nil {
 		return nil, fmt.Errorf("containerd runtime: connect to %s: %w", cfg.Address, err)
 	}
 	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), cfg.Namespace))
 	return &Runtime{
-		cfg: cfg, client: client, ctx: ctx, cancel: cancel,
+		cfg: cfg, client: client, net: network, ctx: ctx, cancel: cancel,
 		starting: map[string]*starting{}, ended: map[string]orchestrator.RuntimeContainer{},
 		monitors: map[string]*health.Monitor{},
 	}, nil
@@ -238,9 +260,22 @@ func ContainerID(taskID string) string {
 	return "warren-" + hex.EncodeToString(sum[:16])
 }
 
-// containerIP is the container's address on the node's container network;
-// invalid while containers have no network but loopback.
-func (r *Runtime) containerIP(id string) netip.Addr { return netip.Addr{} }
+// containerIP is the container's address on the node's bridge network;
+// invalid if it is not known.
+func (r *Runtime) containerIP(id string) netip.Addr {
+	ctx, cancel := context.WithTimeout(r.ctx, rpcTimeout)
+	defer cancel()
+	ctr, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return netip.Addr{}
+	}
+	labels, err := ctr.Labels(ctx)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip, _ := netip.ParseAddr(labels[labelIP])
+	return ip
+}
 
 // SecretsDir is where the tasks' secrets tmpfs are mounted, one directory
 // per container.
@@ -352,6 +387,17 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 			Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 	}
 
+	att, err := r.net.Setup(r.ctx, id, ports(task))
+	if err != nil {
+		return "", fmt.Errorf("network: %w", err)
+	}
+	undo = append(undo, func() { r.teardownNetwork(id) })
+	files, err := r.writeNetworkFiles(id, hostname(id), att)
+	if err != nil {
+		return "", err
+	}
+	mounts = append(mounts, files...)
+
 	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
 	switch {
 	case len(task.Command) > 0:
@@ -376,9 +422,11 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 			opts = append(opts, oci.WithMemoryLimit(uint64(res.MemoryLimit)))
 		}
 	}
-	opts = append(opts, oci.WithHostname(hostname(id)), oci.WithMounts(mounts))
+	opts = append(opts, oci.WithHostname(hostname(id)), oci.WithMounts(mounts),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: att.NetnsPath}))
 
-	labels := map[string]string{LabelTask: task.ID, LabelService: task.ServiceName, LabelNode: r.cfg.NodeID}
+	labels := map[string]string{LabelTask: task.ID, LabelService: task.ServiceName, LabelNode: r.cfg.NodeID,
+		labelIP: att.IP.String()}
 	if labels[labelHealth], err = healthLabel(task.HealthCheck); err != nil {
 		return "", fmt.Errorf("health check: %w", err)
 	}
@@ -422,7 +470,7 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 		return "", startError(task, err)
 	}
 	undo = append(undo, func() {
-		dctx, dcancel := context.WithTimeout(r.ctx, rpcTimeout)
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(r.ctx), rpcTimeout)
 		defer dcancel()
 		_, _ = t.Delete(dctx, containerd.WithProcessKill)
 	})
@@ -664,6 +712,7 @@ func (r *Runtime) Remove(taskID string) error {
 	if err := ctr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("containerd runtime: remove task %s: %w", taskID, err)
 	}
+	r.teardownNetwork(id)
 	now := r.cfg.Clock.Now()
 	_ = os.Chtimes(r.LogPath(taskID), now, now) // the retention counts from here
 	return nil
@@ -679,7 +728,8 @@ func (r *Runtime) removeSnapshot(ctx context.Context, id string) {
 
 // deleteContainer undoes a container that never ran.
 func (r *Runtime) deleteContainer(ctr containerd.Container) {
-	ctx, cancel := context.WithTimeout(r.ctx, rpcTimeout)
+	// Even after Close: a start that Close cut short leaves nothing.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), rpcTimeout)
 	defer cancel()
 	if err := ctr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		r.cfg.Log.Warn("delete a container that did not start", "container", ctr.ID(), "err", err)
@@ -693,6 +743,16 @@ func (r *Runtime) deleteContainer(ctr containerd.Container) {
 func (r *Runtime) Containers() ([]orchestrator.RuntimeContainer, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, rpcTimeout)
 	defer cancel()
+	// The starts in flight before the listings: one that ends while they
+	// are made may show in them half made (a container without a task, a
+	// task created but not started). It is reported pending, as it was
+	// when the look began; the next look sees how it ended.
+	r.mu.Lock()
+	before := map[string]string{}
+	for taskID, s := range r.starting {
+		before[taskID] = s.id
+	}
+	r.mu.Unlock()
 	// Ours first, then the tasks: a container made in between has no task
 	// in the answer, and is taken for one still starting (it is in
 	// r.starting) rather than for one whose task is gone.
@@ -726,6 +786,14 @@ func (r *Runtime) Containers() ([]orchestrator.RuntimeContainer, error) {
 		seen[taskID] = true
 	}
 	r.mu.Unlock()
+	for taskID, id := range before {
+		if !seen[taskID] {
+			out = append(out, orchestrator.RuntimeContainer{TaskID: taskID, RuntimeID: id,
+				State: types.ContainerPending, Health: types.HealthUnknown})
+			seen[taskID] = true
+			live[id] = true
+		}
+	}
 
 	var kill []string
 	for _, rec := range records {
@@ -748,6 +816,7 @@ func (r *Runtime) Containers() ([]orchestrator.RuntimeContainer, error) {
 	}
 	r.stopMonitors(live)
 	r.sweepSecrets(ctx, live)
+	r.sweepNetwork(ctx, live)
 	r.sweepLogs(records, now)
 	return out, nil
 }

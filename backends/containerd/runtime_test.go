@@ -3,7 +3,11 @@ package containerd_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -233,6 +237,43 @@ var _ = Describe("The containerd runtime", Label("integ"), func() {
 			WithTimeout(15 * time.Second).WithPolling(20 * time.Millisecond).Should(Equal(types.HealthUnhealthy))
 	})
 
+	It("gives the container its own network: published ports, an address for health checks, a way out", func() {
+		// A server on the node, for the container to reach through its
+		// gateway (the bridge's address).
+		l, err := net.Listen("tcp", "0.0.0.0:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(l.Close)
+		go func() {
+			_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello from the node") }))
+		}()
+		nodePort := l.Addr().(*net.TCPAddr).Port
+		hostPort := freePort()
+
+		t := shell("task-1", fmt.Sprintf(`wget -qO- http://10.232.0.1:%d/ && echo; cat /etc/hosts; exec httpd -f -p 80 -h /var/www`, nodePort))
+		t.Ports = []*types.PortMapping{{ContainerPort: 80, HostPort: hostPort, Protocol: types.ProtocolTCP}}
+		t.HealthCheck = &types.HealthCheck{Type: types.HealthCheckHTTP, Port: 80, Path: "/index.html",
+			Interval: 100 * time.Millisecond, Timeout: time.Second, Retries: 1}
+		Expect(rt.Start(t, nil)).To(Succeed())
+		await(rt, "task-1", types.ContainerRunning)
+		url := fmt.Sprintf("http://127.0.0.1:%d/", hostPort)
+		Eventually(func() (string, error) { return get200(url) }).WithTimeout(10 * time.Second).Should(Equal("warren test image\n"))
+		Eventually(func() types.HealthStatus { c, _ := get(rt, "task-1"); return c.Health }).
+			WithTimeout(10 * time.Second).Should(Equal(types.HealthHealthy))
+		out := output("task-1")
+		Expect(out).To(HavePrefix("hello from the node\n"))
+		Expect(out).To(MatchRegexp(`(?m)^10\.232\.0\.\d+\ttask-1$`))
+
+		Expect(rt.Stop("task-1", 5*time.Second)).To(Succeed())
+		await(rt, "task-1", types.ContainerShutdown)
+		_, _ = rt.Containers() // the sweep after the exit
+		_, err = get200(url)
+		Expect(err).To(HaveOccurred(), "the port is no longer published once the task stopped")
+		rules, err := exec.Command("iptables-save", "-t", "nat").Output()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(rules)).NotTo(ContainSubstring(fmt.Sprintf("--dport %d ", hostPort)))
+		Expect(rt.Remove("task-1")).To(Succeed())
+	})
+
 	It("sees only its own node's containers", func() {
 		other := newRuntime(wctd.Config{NodeID: "node-2"})
 		Expect(rt.Start(shell("task-1", Cmd()), nil)).To(Succeed())
@@ -331,4 +372,28 @@ func cgroupValue(pid uint32, controller, v1File, v2File string) string {
 	}
 	Fail(fmt.Sprintf("no %s cgroup for process %d in %q", controller, pid, data))
 	return ""
+}
+
+// get200 GETs url and returns its body, or an error for another status.
+func get200(url string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), err
+}
+
+// freePort is a TCP port nothing listens on now.
+func freePort() int {
+	GinkgoHelper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

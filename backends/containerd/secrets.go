@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/containerd/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,21 +80,9 @@ func (r *Runtime) sweepSecrets(ctx context.Context, listed map[string]bool) {
 		return
 	}
 	for _, e := range entries {
-		id := e.Name()
-		live, ok := listed[id]
-		if ok && live {
-			continue
+		if r.orphan(ctx, e.Name(), listed) {
+			r.unmountSecrets(e.Name())
 		}
-		if !ok {
-			// Not in the listing: a start may have made it since.
-			if r.isStarting(id) {
-				continue
-			}
-			if _, err := r.client.ContainerService().Get(ctx, id); !errdefs.IsNotFound(err) {
-				continue
-			}
-		}
-		r.unmountSecrets(id)
 	}
 }
 
