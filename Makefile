@@ -37,7 +37,7 @@ if [ -z "$$pkgs" ]; then echo "$@: no Go packages match $(1) yet; nothing to run
 else $(GO) test $(2) $$pkgs $(3); fi
 endef
 
-.PHONY: help build demo demo-stop test bench sim chaos integ e2e lint fmt ci clean
+.PHONY: help build up down demo demo-stop test bench sim chaos integ e2e lint fmt ci clean
 
 help: ## Show this list
 	@echo "Usage: make TARGET"
@@ -46,7 +46,13 @@ help: ## Show this list
 build: ## Build bin/warren with version and commit stamped in
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/warren ./cmd/warren
 
-demo: build ## Start a 3-manager cluster on loopback, deploy a service, kill -9 the leader
+up: ## The main job: a one-node cluster running a demo service in real containers (root; installs what is missing)
+	bash scripts/up.sh
+
+down: ## Remove what `make up` deployed and stop its node
+	bash scripts/down.sh
+
+demo: build ## Start a 3-manager cluster on loopback (simulated containers), deploy a service, kill -9 the leader
 	bash scripts/demo.sh
 
 demo-stop: ## Stop the cluster `make demo` started
