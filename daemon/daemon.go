@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -87,9 +88,13 @@ type Node struct {
 	creds    *credentials
 	rt       orchestrator.Runtime
 	wrk      *worker
+	// logs serves the task logs of this node, through the manager's API
+	// or, on a worker, nodeSrv.
+	logs *taskLogs
 
-	mu  sync.Mutex
-	mgr *manager
+	mu      sync.Mutex
+	mgr     *manager
+	nodeSrv *http.Server // a worker's node endpoints
 }
 
 // Leader reports whether this node is a manager that leads now.
@@ -312,7 +317,9 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 	if err := prepareFresh(cfg.DataDir); err != nil {
 		return err
 	}
-	req := &api.JoinRequest{Token: token, Role: api.RoleWorker, Hostname: cfg.Hostname, Addr: addr}
+	// A worker gives its API address too: the managers read its task
+	// logs there.
+	req := &api.JoinRequest{Token: token, Role: api.RoleWorker, Hostname: cfg.Hostname, Addr: addr, APIAddr: cfg.APIAddr}
 	if asManager {
 		req.Role, req.APIAddr, req.RaftAddr = api.RoleManager, cfg.APIAddr, cfg.RaftAddr
 	}
@@ -422,13 +429,14 @@ func checkFree(addrs ...string) error {
 func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, first func(*manager) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	n := &Node{Identity: *id, dir: cfg.DataDir, id: id, cfg: cfg, creds: creds}
+	n := &Node{Identity: *id, dir: cfg.DataDir, id: id, cfg: cfg, creds: creds, logs: newTaskLogs(id.NodeID)}
 	defer n.stopManager()
+	defer n.stopNodeServer()
 	defer n.closeRuntime()
 	if id.Worker {
 		// Before anything serves: a worker that cannot run containers
 		// says so at once.
-		if _, err := n.runtime(); err != nil {
+		if _, err := n.tasksRuntime(); err != nil {
 			return err
 		}
 	}
@@ -436,6 +444,8 @@ func run(ctx context.Context, cfg Config, id *Identity, creds *credentials, firs
 		if err := n.startManager(ctx, first); err != nil {
 			return err
 		}
+	} else {
+		n.startNodeServer()
 	}
 	client, err := newClient(n.managers(), creds)
 	if err != nil {
@@ -465,7 +475,7 @@ func (n *Node) managers() []string {
 func (n *Node) startManager(ctx context.Context, first func(*manager) error) error {
 	m, err := openManager(ctx, n.dir, n.id, n.creds, managerConfig{
 		Timing: n.cfg.Timing, Dispatcher: n.cfg.Dispatcher, Log: n.cfg.Log, ForceNewCluster: n.cfg.forceNewCluster,
-		CertValidity: n.cfg.CertValidity,
+		CertValidity: n.cfg.CertValidity, Local: n.logs,
 	})
 	if err != nil {
 		return err
@@ -564,6 +574,9 @@ func (n *Node) promote(ctx context.Context, client *api.Client) (*api.Client, er
 		return nil, err
 	}
 	n.id.Manager = true
+	// The manager's API serves the node endpoints too, on the same
+	// address: the worker's server goes first.
+	n.stopNodeServer()
 	err := n.startManager(ctx, func(m *manager) error {
 		c, err := newClient(n.id.Managers, n.creds)
 		if err != nil {
@@ -573,6 +586,7 @@ func (n *Node) promote(ctx context.Context, client *api.Client) (*api.Client, er
 	})
 	if err != nil {
 		n.id.Manager = false
+		n.startNodeServer()
 		return nil, fmt.Errorf("daemon: promotion: %w", err)
 	}
 	if err := n.id.save(n.dir); err != nil {
@@ -598,6 +612,9 @@ func (n *Node) demote(ctx context.Context, client *api.Client) (*api.Client, err
 	if err := n.id.save(n.dir); err != nil {
 		return nil, err
 	}
+	// The manager's API is closed: the node endpoints move to a server
+	// of their own, on the same address.
+	n.startNodeServer()
 	n.cfg.Log.Info("demoted: this node is a worker now")
 	return newClient(n.managers(), n.creds)
 }

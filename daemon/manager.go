@@ -3,14 +3,11 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -48,6 +45,11 @@ type manager struct {
 	probe  *http.Client // to other managers' /v1/health
 
 	srv *http.Server
+	// local is this node's own task logs; nodes calls the other nodes'
+	// (with this manager's certificate); wait paces the relay's retries.
+	local api.NodeBackend
+	nodes *api.Client
+	wait  func(context.Context, time.Duration) error
 	// certValidity is how long the certificates this manager issues last
 	// (pki.LeafValidFor when 0).
 	certValidity time.Duration
@@ -65,11 +67,21 @@ type managerConfig struct {
 	Log             *slog.Logger
 	ForceNewCluster bool
 	CertValidity    time.Duration
+	// Local serves this node's task logs.
+	Local api.NodeBackend
 }
 
 // openManager starts raft and the leader loop; serve starts the API.
 func openManager(ctx context.Context, dir string, id *Identity, creds *credentials, cfg managerConfig) (*manager, error) {
-	m := &manager{id: id, creds: creds, clock: clock.Wall{}, log: cfg.Log, events: newEvents(), certValidity: cfg.CertValidity}
+	m := &manager{id: id, creds: creds, clock: clock.Wall{}, log: cfg.Log, events: newEvents(), certValidity: cfg.CertValidity,
+		local: cfg.Local, wait: clock.Wall{}.Wait}
+	// Every call of nodes names the node it goes to; the address given
+	// here is only what the client requires to be made.
+	nodes, err := newClient([]string{id.APIAddr}, creds)
+	if err != nil {
+		return nil, err
+	}
+	m.nodes = nodes
 	pool := creds.ca.Pool()
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
@@ -101,27 +113,17 @@ func openManager(ctx context.Context, dir string, id *Identity, creds *credentia
 	return m, nil
 }
 
-// serve starts the API on the manager's API address.
+// serve starts the API on the manager's API address, with the node
+// endpoints of this node.
 func (m *manager) serve() error {
-	ln, err := net.Listen("tcp", m.id.APIAddr)
+	h := api.NewHandler(api.HandlerConfig{
+		Backend: m, Clock: m.clock, Log: m.log.With("part", "api"), RoleOf: roleOf, Node: m.local,
+	})
+	srv, err := startServer(m.id.APIAddr, serverTLS(m.creds, pki.AllowNoClientCert(), pki.PresentCA(m.creds.ca.Cert)), h, m.log)
 	if err != nil {
-		return fmt.Errorf("daemon: API address %s: %w: pick a free --api-addr", m.id.APIAddr, err)
+		return errAPIAddr(m.id.APIAddr, err)
 	}
-	tlsCfg := pki.ServerConfig(m.creds.ca.Pool(), nil, pki.Current(m.creds.current), pki.AllowNoClientCert(), pki.PresentCA(m.creds.ca.Cert))
-	listener := tls.NewListener(ln, tlsCfg)
-	m.srv = &http.Server{
-		Handler: api.NewHandler(api.HandlerConfig{
-			Backend: m, Clock: m.clock, Log: m.log.With("part", "api"),
-			RoleOf: func(c *x509.Certificate) string { return pki.Role(c) },
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
-	}
-	go func() {
-		if err := m.srv.Serve(listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.log.Error("API server stopped", "err", err)
-		}
-	}()
+	m.srv = srv
 	return nil
 }
 
@@ -133,6 +135,7 @@ func (m *manager) close() error {
 		cancel()
 		_ = m.srv.Close()
 	}
+	m.nodes.Close()
 	return m.node.Close()
 }
 
@@ -305,7 +308,9 @@ func (m *manager) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResp
 	}
 	nodeID := api.NewID()
 	addr := req.Addr
-	if role == types.RoleManager {
+	if role == types.RoleManager || req.APIAddr != "" {
+		// Where the node serves: the managers read a worker's task logs
+		// there, and it is where it serves the API once promoted.
 		addr = req.APIAddr
 	}
 	cert, err := m.creds.ca.Issue(pki.Request{

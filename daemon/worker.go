@@ -10,6 +10,7 @@ import (
 	"github.com/warren-orchestrator/warren/orchestrator"
 	"github.com/warren-orchestrator/warren/orchestrator/agent"
 	"github.com/warren-orchestrator/warren/orchestrator/api"
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 )
 
 // DefaultHeartbeat is how often a node reports to the leader: well inside
@@ -43,22 +44,29 @@ func newWorker(dir string, id *Identity, client *api.Client, rt orchestrator.Run
 type roles interface {
 	promote(ctx context.Context, c *api.Client) (*api.Client, error)
 	demote(ctx context.Context, c *api.Client) (*api.Client, error)
-	runtime() (orchestrator.Runtime, error)
+	tasksRuntime() (orchestrator.Runtime, error)
 	renew(ctx context.Context, c *api.Client, now time.Time) error
 }
 
 // run beats until ctx ends, or returns the error that stops the node for
 // good: it was removed from the cluster.
+//
+// Each round reports what the last step saw, then steps the agent on the
+// assignments the answer carries at once, so a new task starts as soon as
+// the worker hears of it. While a container is on its way (starting,
+// stopping) the next round comes after FastHeartbeat rather than the full
+// interval, so that the change is reported promptly too.
 func (w *worker) run(ctx context.Context) error {
-	// assigned is nil until a manager has answered: a restarted worker
-	// must not take "no assignments yet" for "run nothing" and stop the
-	// containers it is about to adopt.
-	var assigned []agent.Assignment
-	known := false
-	t := time.NewTicker(w.every)
-	defer t.Stop()
+	var (
+		// assigned is nil until a manager has answered: a restarted worker
+		// must not take "no assignments yet" for "run nothing" and stop the
+		// containers it is about to adopt.
+		assigned []agent.Assignment
+		known    bool
+		report   []fsm.TaskStatus
+	)
 	for {
-		next, err := w.beat(ctx, assigned, known)
+		next, err := w.beat(ctx, report)
 		switch {
 		case errors.Is(err, api.ErrRemoved):
 			return err
@@ -67,27 +75,44 @@ func (w *worker) run(ctx context.Context) error {
 		case err == nil:
 			assigned, known = next, true
 		}
+		var settling bool
+		report, settling = w.step(assigned, known)
+		wait := w.every
+		if len(report) > 0 || settling {
+			wait = min(wait, FastHeartbeat)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}
 	}
 }
 
-// beat steps the agent on what it was assigned (once the assignments are
-// known) and reports to a manager, which answers with the assignments.
-func (w *worker) beat(ctx context.Context, assigned []agent.Assignment, known bool) ([]agent.Assignment, error) {
+// FastHeartbeat is the pause between two rounds while a task changes state.
+const FastHeartbeat = 100 * time.Millisecond
+
+// step brings the runtime in line with the assignments (once they are
+// known), and returns the task statuses to report and whether a container
+// is still changing state.
+func (w *worker) step(assigned []agent.Assignment, known bool) ([]fsm.TaskStatus, bool) {
 	w.ensureAgent()
-	req := &api.HeartbeatRequest{}
-	if w.agent != nil && known {
-		st, err := w.agent.Step(assigned)
-		if err != nil {
-			w.log.Warn("runtime", "err", err)
-		}
-		req.Statuses = st
+	if w.agent == nil || !known {
+		return nil, false
 	}
-	resp, err := w.client.Heartbeat(ctx, w.id.NodeID, req)
+	st, err := w.agent.Step(assigned)
+	if err != nil {
+		w.log.Warn("runtime", "err", err)
+	}
+	return st, w.agent.Settling()
+}
+
+// beat reports statuses to a manager, which answers with the node's
+// assignments.
+func (w *worker) beat(ctx context.Context, statuses []fsm.TaskStatus) ([]agent.Assignment, error) {
+	resp, err := w.client.Heartbeat(ctx, w.id.NodeID, &api.HeartbeatRequest{Statuses: statuses})
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +155,7 @@ func (w *worker) ensureAgent() {
 	if w.agent != nil || !w.id.Worker || w.roles == nil {
 		return
 	}
-	rt, err := w.roles.runtime()
+	rt, err := w.roles.tasksRuntime()
 	if err != nil {
 		w.log.Warn("this node is a worker, but cannot run tasks; retrying on the next heartbeat", "err", err)
 		return

@@ -99,6 +99,8 @@ const (
 	CodeNameTaken    = "name_taken"      // 409, state.ErrNameTaken
 	CodeInUse        = "in_use"          // 409, fsm.ErrInUse
 	CodeConflict     = "conflict"        // 409, fsm.ErrConflict
+	CodeNotManager   = "not_manager"     // 421, ErrNotManager: a worker answered
+	CodeUnsupported  = "unsupported"     // 501, errors.ErrUnsupported
 	CodeInternal     = "internal"        // 500
 )
 
@@ -149,7 +151,9 @@ type JoinRequest struct {
 	// Addr is the IP (or host) other nodes reach the joining node at; the
 	// certificate is issued for it.
 	Addr string `json:"addr"`
-	// APIAddr and RaftAddr are where a joining manager serves.
+	// APIAddr and RaftAddr are where a joining manager serves. A worker
+	// may give APIAddr too: where it serves its task logs to the managers
+	// (and the API, if it is promoted); it becomes the node's address.
 	APIAddr  string `json:"api_addr,omitempty"`
 	RaftAddr string `json:"raft_addr,omitempty"`
 }
@@ -269,4 +273,10 @@ type Backend interface {
 	// Backup writes a consistent copy of the state (warren.db as of one
 	// applied index) to w, and returns that index.
 	Backup(ctx context.Context, w io.Writer) (index uint64, err error)
+	// RelayLogs reads the output of tasks from their nodes and calls fn
+	// with each line, the streams merged line by line; a task whose
+	// output cannot be read gets one entry saying why, and the others go
+	// on. It returns once every stream has ended (with opts.Follow: once
+	// ctx ends), or with fn's error. Any manager, leader or not.
+	RelayLogs(ctx context.Context, tasks []LogTask, opts LogOptions, fn func(LogEntry) error) error
 }

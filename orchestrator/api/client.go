@@ -290,6 +290,9 @@ func (c *Client) round(ctx context.Context, cl *call, body []byte) (resp *http.R
 		unreachable []string
 		connErr     error
 		answer      error
+		// notManager is a worker's answer (a demoted manager still in
+		// the list): the other managers may answer.
+		notManager error
 	)
 	for len(queue) > 0 {
 		addr := queue[0]
@@ -339,12 +342,21 @@ func (c *Client) round(ctx context.Context, cl *call, body []byte) (resp *http.R
 			// not_leader, rests on the Backend's contract that they mean
 			// the write was not applied.
 			answer = serr
+		case CodeNotManager:
+			notManager = serr
 		default:
 			return nil, nil, serr
 		}
 	}
 	if answer != nil {
 		return nil, answer, nil
+	}
+	if notManager != nil {
+		if len(unreachable) == 0 {
+			// Every address answered, as a worker: waiting changes nothing.
+			return nil, nil, notManager
+		}
+		connErr = fmt.Errorf("%v; and %w", connErr, notManager)
 	}
 	return nil, fmt.Errorf("%w: tried %s (last error: %v): check --manager and that the managers run",
 		ErrUnavailable, strings.Join(unreachable, ", "), connErr), nil

@@ -25,6 +25,7 @@ var codes = []struct {
 	{CodeUnauthorized, http.StatusUnauthorized, ErrUnauthorized},
 	{CodeForbidden, http.StatusForbidden, ErrForbidden},
 	{CodeRemoved, http.StatusGone, ErrRemoved},
+	{CodeNotManager, http.StatusMisdirectedRequest, ErrNotManager},
 	{CodeBadRequest, http.StatusBadRequest, ErrBadRequest},
 	{CodeInvalid, http.StatusBadRequest, types.ErrInvalid},
 	{CodeNotFound, http.StatusNotFound, state.ErrNotFound},
@@ -32,6 +33,9 @@ var codes = []struct {
 	{CodeNameTaken, http.StatusConflict, state.ErrNameTaken},
 	{CodeInUse, http.StatusConflict, fsm.ErrInUse},
 	{CodeConflict, http.StatusConflict, fsm.ErrConflict},
+	// A node whose runtime cannot do what is asked (the simulated one
+	// keeps no logs).
+	{CodeUnsupported, http.StatusNotImplemented, errors.ErrUnsupported},
 }
 
 // errorAnswer is the status and body the server sends for err.

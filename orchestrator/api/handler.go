@@ -29,6 +29,9 @@ type HandlerConfig struct {
 	// Log gets the errors no client sees (a stream that broke) and the
 	// internal errors; nil discards them.
 	Log *slog.Logger
+	// Node serves this node's own endpoints (its tasks' logs) to the
+	// other managers; nil on a manager that runs no tasks.
+	Node NodeBackend
 }
 
 // MaxBodyBytes bounds a request body, so a client cannot make a manager
@@ -56,10 +59,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	if cfg.Backend == nil || cfg.Clock == nil || cfg.RoleOf == nil {
 		panic("api: NewHandler needs HandlerConfig.Backend, Clock and RoleOf")
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	h := &handler{HandlerConfig: cfg, mux: http.NewServeMux()}
+	h := newBareHandler(cfg)
 	const p = Prefix
 	h.handle("GET "+p+"/health", anyone, h.health)
 	h.handle("POST "+p+"/join", anyone, h.join) // the token in the body authenticates
@@ -78,6 +78,8 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	h.handle("POST "+p+"/nodes/{id}/demote", h.admin, h.setRole(RoleWorker))
 	h.handle("GET "+p+"/containers", h.admin, h.listContainers)
 	h.handle("GET "+p+"/events", h.admin, h.events)
+	h.handle("GET "+p+"/services/{key}/logs", h.admin, h.serviceLogs)
+	serveNode(h)
 	serveRecords(h, services)
 	serveRecords(h, volumes)
 	serveRecords(h, networks)
@@ -85,6 +87,14 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	// went wrong instead of quoting the mux's plain-text 404.
 	h.handle("/", anyone, noEndpoint)
 	return h.mux
+}
+
+// newBareHandler is a handler with no endpoint yet.
+func newBareHandler(cfg HandlerConfig) *handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &handler{HandlerConfig: cfg, mux: http.NewServeMux()}
 }
 
 func (h *handler) handle(pattern string, allow guard, fn endpoint) {

@@ -18,7 +18,7 @@ func newServiceCommand(opts *Options) *cobra.Command {
 		Short: "Create, list, inspect and remove services",
 	}
 	cmd.AddCommand(newServiceCreateCommand(opts), newServiceLsCommand(opts), newServiceInspectCommand(opts),
-		newServicePsCommand(opts), newServiceRmCommand(opts))
+		newServicePsCommand(opts), newServiceRmCommand(opts), newServiceLogsCommand(opts))
 	return cmd
 }
 
