@@ -45,6 +45,7 @@ func BenchmarkContainerStart(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = ctdtest.NetworkBench.Remove() }) // last: after the containers
 	b.Cleanup(func() { _ = ctd.Stop() })
 
 	bin, err := proc.Build(ctx, b.TempDir())
@@ -52,7 +53,8 @@ func BenchmarkContainerStart(b *testing.B) {
 		b.Fatal(err)
 	}
 	cluster, err := proc.StartCluster(ctx, proc.Config{Bin: bin, Root: b.TempDir(), Managers: 1, LogLevel: "info",
-		Runtime: []string{"--runtime", "containerd", "--containerd", ctd.Address}})
+		Runtime: []string{"--runtime", "containerd", "--containerd", ctd.Address,
+			"--bridge", ctdtest.NetworkBench.Bridge, "--subnet", ctdtest.NetworkBench.Subnet}})
 	if err != nil {
 		b.Fatal(err)
 	}

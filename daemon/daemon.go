@@ -47,6 +47,10 @@ type Config struct {
 	// Containerd is containerd's socket (the containerd package's
 	// DefaultAddress when empty); recorded like Runtime.
 	Containerd string
+	// Bridge and Subnet are the containers' network on this machine
+	// (cninet's defaults when empty); recorded like Runtime. Nodes on one
+	// machine share a bridge; tests give each suite its own.
+	Bridge, Subnet string
 	// Heartbeat is how often the node reports (DefaultHeartbeat when 0).
 	Heartbeat time.Duration
 	// CertValidity is how long node certificates last (90 days when 0);
@@ -145,7 +149,7 @@ func Init(ctx context.Context, cfg Config) error {
 		return err
 	}
 	id := &Identity{ClusterID: clusterID, NodeID: nodeID, Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr,
-		Runtime: cfg.Runtime, Containerd: cfg.Containerd}
+		Runtime: cfg.Runtime, Containerd: cfg.Containerd, Bridge: cfg.Bridge, Subnet: cfg.Subnet}
 	if err := ca.Save(pkiDir(cfg.DataDir)); err != nil {
 		return err
 	}
@@ -229,7 +233,7 @@ func ForceNewCluster(ctx context.Context, cfg Config) error {
 	}
 	now := time.Now()
 	id := &Identity{ClusterID: bi.ClusterID, NodeID: api.NewID(), Manager: true, Worker: !cfg.NoWorker, APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr,
-		Runtime: cfg.Runtime, Containerd: cfg.Containerd}
+		Runtime: cfg.Runtime, Containerd: cfg.Containerd, Bridge: cfg.Bridge, Subnet: cfg.Subnet}
 	cert, err := issueManager(ca, cfg.DataDir, id, cfg.Hostname, cfg.CertValidity, now)
 	if err != nil {
 		return err
@@ -353,7 +357,7 @@ func Join(ctx context.Context, cfg Config, managerAddr, token string, asManager 
 		return err
 	}
 	id := &Identity{ClusterID: resp.ClusterID, NodeID: resp.NodeID, Manager: asManager, Worker: !asManager || !cfg.NoWorker,
-		APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr, Runtime: cfg.Runtime, Containerd: cfg.Containerd}
+		APIAddr: cfg.APIAddr, RaftAddr: cfg.RaftAddr, Runtime: cfg.Runtime, Containerd: cfg.Containerd, Bridge: cfg.Bridge, Subnet: cfg.Subnet}
 	for _, m := range resp.Managers {
 		id.Managers = append(id.Managers, m.APIAddr)
 	}

@@ -64,6 +64,10 @@ type Identity struct {
 	// empty: containerd at its default socket).
 	Runtime    string `json:"runtime,omitempty"`
 	Containerd string `json:"containerd,omitempty"`
+	// Bridge and Subnet are the containers' network (Config.Bridge,
+	// Config.Subnet; empty: cninet's defaults).
+	Bridge string `json:"bridge,omitempty"`
+	Subnet string `json:"subnet,omitempty"`
 }
 
 func loadIdentity(dir string) (*Identity, error) {

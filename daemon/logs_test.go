@@ -83,7 +83,12 @@ func nodeClient(dir, addr string) *api.Client {
 
 var _ = Describe("Service logs", Ordered, Label("integ"), func() {
 	var ctd *ctdtest.Daemon
-	BeforeAll(func() { ctd = startContainerd() })
+	BeforeAll(func() {
+		ctd = startContainerd()
+		// Registered after the containerd's stop: runs before it, once the
+		// specs' containers are gone.
+		DeferCleanup(func() { Expect(ctdtest.NetworkDaemon.Remove()).To(Succeed()) })
+	})
 
 	var (
 		ctx      context.Context
@@ -99,6 +104,7 @@ var _ = Describe("Service logs", Ordered, Label("integ"), func() {
 		root := GinkgoT().TempDir()
 		withContainerd := func(cfg daemon.Config) daemon.Config {
 			cfg.Runtime, cfg.Containerd = daemon.RuntimeContainerd, ctd.Address
+			cfg.Bridge, cfg.Subnet = ctdtest.NetworkDaemon.Bridge, ctdtest.NetworkDaemon.Subnet
 			return cfg
 		}
 		m1 = mustLaunch(withContainerd(nodeConfig(filepath.Join(root, "m1"))), daemon.Init)

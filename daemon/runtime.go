@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/warren-orchestrator/warren/backends/clock"
 	wctd "github.com/warren-orchestrator/warren/backends/containerd"
+	"github.com/warren-orchestrator/warren/backends/containerd/cninet"
 	"github.com/warren-orchestrator/warren/backends/fake"
 	"github.com/warren-orchestrator/warren/orchestrator"
 )
@@ -65,6 +67,7 @@ func (n *Node) runtime() (orchestrator.Runtime, error) {
 	case "", RuntimeContainerd:
 		rt, err := wctd.New(wctd.Config{
 			Address: addr, NodeID: n.id.NodeID,
+			Network:    cninet.Config{Bridge: cmp.Or(n.cfg.Bridge, n.id.Bridge), Subnet: cmp.Or(n.cfg.Subnet, n.id.Subnet)},
 			VolumesDir: filepath.Join(n.dir, VolumesDir), LogsDir: filepath.Join(n.dir, LogsDir),
 			Clock: clock.Wall{}, Log: n.cfg.Log.With("part", "containerd"),
 		})

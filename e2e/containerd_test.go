@@ -39,6 +39,9 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		DeferCleanup(os.RemoveAll, dir)
 		ctd, err = ctdtest.Start(dir)
 		Expect(err).NotTo(HaveOccurred())
+		// Cleanups run last first: the nodes go, then containerd's
+		// containers, then the network.
+		DeferCleanup(func() { Expect(ctdtest.NetworkE2E.Remove()).To(Succeed()) })
 		DeferCleanup(func() { Expect(ctd.Stop()).To(Succeed()) })
 		ctrd, err = containerd.New(ctd.Address)
 		Expect(err).NotTo(HaveOccurred())
@@ -46,7 +49,8 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		ctx = namespaces.WithNamespace(context.Background(), wctd.DefaultNamespace)
 
 		cluster, err = proc.StartCluster(sctx, proc.Config{Bin: warrenBin, Root: GinkgoT().TempDir(), Managers: 1,
-			LogLevel: "info", Runtime: []string{"--runtime", "containerd", "--containerd", ctd.Address}})
+			LogLevel: "info", Runtime: []string{"--runtime", "containerd", "--containerd", ctd.Address,
+				"--bridge", ctdtest.NetworkE2E.Bridge, "--subnet", ctdtest.NetworkE2E.Subnet}})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(cluster.Kill)
 		m = cluster.Managers[0]

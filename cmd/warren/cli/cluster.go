@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	wctd "github.com/warren-orchestrator/warren/backends/containerd"
+	"github.com/warren-orchestrator/warren/backends/containerd/cninet"
 	"github.com/warren-orchestrator/warren/daemon"
 	"github.com/warren-orchestrator/warren/orchestrator/api"
 )
@@ -33,6 +34,7 @@ type nodeFlags struct {
 // runtimeFlags say how a worker runs its tasks.
 type runtimeFlags struct {
 	runtime, containerd string
+	bridge, subnet      string
 }
 
 func (f *runtimeFlags) add(cmd *cobra.Command, recorded bool) {
@@ -44,6 +46,8 @@ func (f *runtimeFlags) add(cmd *cobra.Command, recorded bool) {
 	}
 	addEnumFlag(cmd, &f.runtime, "runtime", "", def, daemon.Runtimes, usage)
 	cmd.Flags().StringVar(&f.containerd, "containerd", "", "containerd's `socket` (default "+wctd.DefaultAddress+")")
+	cmd.Flags().StringVar(&f.bridge, "bridge", "", "the containers' bridge `NAME` on this machine (default "+cninet.DefaultBridge+")")
+	cmd.Flags().StringVar(&f.subnet, "subnet", "", "the containers' IPv4 `CIDR` on this machine (default "+cninet.DefaultSubnet+")")
 }
 
 func (f *nodeFlags) add(cmd *cobra.Command) {
@@ -56,7 +60,7 @@ func (f *nodeFlags) add(cmd *cobra.Command) {
 func (o *Options) nodeConfig(cmd *cobra.Command, f *nodeFlags) daemon.Config {
 	return daemon.Config{
 		DataDir: o.DataDir, APIAddr: f.apiAddr, RaftAddr: f.raftAddr, NoWorker: f.noWorker,
-		Runtime: f.runtime, Containerd: f.containerd,
+		Runtime: f.runtime, Containerd: f.containerd, Bridge: f.bridge, Subnet: f.subnet,
 		Log: o.Logger,
 		Ready: func(n *daemon.Node) {
 			id := n.Identity
@@ -154,7 +158,7 @@ func newJoinCommand(opts *Options, role string) *cobra.Command {
 	if role == api.RoleManager {
 		f.add(join)
 	} else {
-		join.Flags().StringVar(&f.apiAddr, "api-addr", "", "`host:port` to serve the API on if this node is promoted (default: its address toward --manager, port 8080)")
+		join.Flags().StringVar(&f.apiAddr, "api-addr", "", "`host:port` the node serves on: its task logs to the managers, and the API if it is promoted (default: its address toward --manager, port 8080)")
 		join.Flags().StringVar(&f.raftAddr, "advertise-addr", "", "`host:port` for raft if this node is promoted (default: its address toward --manager, port 2377)")
 	}
 	cmd.AddCommand(join)

@@ -97,6 +97,9 @@ func startContainerdCluster() (dir string, global []string) {
 	DeferCleanup(os.RemoveAll, tmp)
 	ctd, err := ctdtest.Start(tmp)
 	Expect(err).NotTo(HaveOccurred())
+	// Cleanups run last first: the node goes, then containerd's
+	// containers, then the network.
+	DeferCleanup(func() { Expect(ctdtest.NetworkCLI.Remove()).To(Succeed()) })
 	DeferCleanup(func() { Expect(ctd.Stop()).To(Succeed()) })
 	images, err := wctd.OpenImages(ctd.Address)
 	Expect(err).NotTo(HaveOccurred())
@@ -112,6 +115,7 @@ func startContainerdCluster() (dir string, global []string) {
 	cfg := daemon.Config{
 		DataDir: dir, APIAddr: freeAddr(), RaftAddr: freeAddr(), Hostname: "node1",
 		Runtime: daemon.RuntimeContainerd, Containerd: ctd.Address,
+		Bridge: ctdtest.NetworkCLI.Bridge, Subnet: ctdtest.NetworkCLI.Subnet,
 		Heartbeat:  50 * time.Millisecond,
 		Dispatcher: dispatcher.Config{TTL: time.Second, Grace: time.Second},
 	}
