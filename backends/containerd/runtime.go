@@ -32,6 +32,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -166,6 +167,11 @@ type Runtime struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// creating bounds how many containers are made at once: starting
+	// twenty at a time on a small node only makes them contend for its
+	// cores and for the network plugins' locks.
+	creating chan struct{}
+
 	// secretsMu orders mounting a task's secrets before a sweep of
 	// SecretsDir, so that a sweep never unmounts a start's fresh tmpfs.
 	secretsMu sync.Mutex
@@ -225,6 +231,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg: cfg, client: client, net: network, ctx: ctx, cancel: cancel,
 		starting: map[string]*starting{}, ended: map[string]orchestrator.RuntimeContainer{},
 		monitors: map[string]*health.Monitor{},
+		creating: make(chan struct{}, max(2, runtime.NumCPU())),
 	}, nil
 }
 
@@ -333,7 +340,15 @@ func (r *Runtime) Start(task *types.Container, secrets map[string][]byte) error 
 // run makes and starts the task's container, and records how that ended.
 func (r *Runtime) run(task *types.Container, secrets map[string][]byte) {
 	id := ContainerID(task.ID)
-	state, err := r.create(task, secrets)
+	var state types.ContainerState
+	var err error
+	select {
+	case r.creating <- struct{}{}:
+		state, err = r.create(task, secrets)
+		<-r.creating
+	case <-r.ctx.Done():
+		err = fmt.Errorf("the worker stopped before it could start the task: %w", r.ctx.Err())
+	}
 	clear(secrets)
 	r.mu.Lock()
 	s := r.starting[task.ID]
