@@ -499,10 +499,13 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 		}
 		return types.ContainerShutdown, nil
 	}
+	// Stamped before the start: a process that exits at once must not end
+	// before it started.
+	startedAt := r.cfg.Clock.Now()
 	if err := t.Start(ctx); err != nil {
 		return "", startError(task, err)
 	}
-	if _, err := ctr.SetLabels(ctx, map[string]string{labelStarted: r.cfg.Clock.Now().Format(time.RFC3339Nano)}); err != nil {
+	if _, err := ctr.SetLabels(ctx, map[string]string{labelStarted: startedAt.Format(time.RFC3339Nano)}); err != nil {
 		r.cfg.Log.Warn("record the start", "task", task.ID, "err", err)
 	}
 	return types.ContainerRunning, nil
