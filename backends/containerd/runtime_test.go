@@ -108,6 +108,12 @@ var _ = Describe("The containerd runtime", Label("integ"), func() {
 		pid := taskPID(rt, "task-1")
 		Expect(cgroupValue(pid, "cpu", "cpu.cfs_quota_us", "cpu.max")).To(Or(Equal("50000"), Equal("50000 100000")))
 		Expect(cgroupValue(pid, "memory", "memory.limit_in_bytes", "memory.max")).To(Equal("67108864"))
+		cgroup := filepath.Dir(cgroupFile(pid, "memory", "memory.limit_in_bytes", "memory.max"))
+		Expect(cgroup).To(BeADirectory())
+		Expect(rt.Stop("task-1", 5*time.Second)).To(Succeed())
+		await(rt, "task-1", types.ContainerShutdown)
+		Expect(rt.Remove("task-1")).To(Succeed())
+		Expect(cgroup).NotTo(BeADirectory(), "the container's cgroup goes with it")
 
 		hog := shell("task-2", `head -c 200m /dev/zero | tail >/dev/null`)
 		hog.Resources = limits
@@ -343,9 +349,17 @@ func taskPID(rt *wctd.Runtime, taskID string) uint32 {
 	return t.Pid()
 }
 
-// cgroupValue reads a cgroup file of the process: v1File of its controller's
-// hierarchy on cgroup v1, v2File of its unified cgroup on v2.
+// cgroupValue reads a cgroup file of the process (see cgroupFile).
 func cgroupValue(pid uint32, controller, v1File, v2File string) string {
+	GinkgoHelper()
+	b, err := os.ReadFile(cgroupFile(pid, controller, v1File, v2File))
+	Expect(err).NotTo(HaveOccurred())
+	return strings.TrimSpace(string(b))
+}
+
+// cgroupFile is a cgroup file of the process: v1File of its controller's
+// hierarchy on cgroup v1, v2File of its unified cgroup on v2.
+func cgroupFile(pid uint32, controller, v1File, v2File string) string {
 	GinkgoHelper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	Expect(err).NotTo(HaveOccurred())
@@ -366,9 +380,7 @@ func cgroupValue(pid uint32, controller, v1File, v2File string) string {
 		default:
 			continue
 		}
-		b, err := os.ReadFile(file)
-		Expect(err).NotTo(HaveOccurred())
-		return strings.TrimSpace(string(b))
+		return file
 	}
 	Fail(fmt.Sprintf("no %s cgroup for process %d in %q", controller, pid, data))
 	return ""
