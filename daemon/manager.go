@@ -420,6 +420,9 @@ func (m *manager) Heartbeat(ctx context.Context, nodeID string, req *api.Heartbe
 	if err != nil {
 		return nil, err
 	}
+	if as, err = m.withSecrets(ctx, as); err != nil {
+		return nil, err
+	}
 	return &api.HeartbeatResponse{Role: string(node.Role), Assignments: as, Committed: sent, Managers: m.managerList()}, nil
 }
 

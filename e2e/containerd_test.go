@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -157,6 +160,34 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		Eventually(func() map[string]containerd.ProcessStatus { return containers("web") }).WithTimeout(30 * time.Second).Should(BeEmpty())
 	})
 
+	It("gives a service's tasks its secret on a tmpfs, never on a disk, and relays their output", func(sctx SpecContext) {
+		const value = "s3cret-4f1c9e2a"
+		at := []string{m.APIAddr}
+		_, err := m.CLI(sctx, at, "secret", "create", "db-password", "--from-literal", "password="+value)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = m.CLI(sctx, at, "service", "create", "db", "--image", testimage.DefaultName, "--secret", "db-password",
+			"--", "sh", "-c", `sha256sum /run/secrets/db-password; ls -ln /run/secrets; `+testimage.Cmd[2])
+		Expect(err).NotTo(HaveOccurred())
+		running("db", 1)
+
+		sum := sha256.Sum256([]byte(value))
+		Eventually(func() (string, error) { return m.CLI(sctx, at, "service", "logs", "db") }).WithTimeout(30 * time.Second).
+			Should(And(ContainSubstring(hex.EncodeToString(sum[:])+"  /run/secrets/db-password"), MatchRegexp(`-r-------- +1 0 +0 +15 .* db-password`)))
+
+		out, err := m.CLI(sctx, at, "secret", "ls")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(MatchRegexp(`(?m)^db-password\s+15B\s+`))
+		out, err = m.CLI(sctx, at, "secret", "inspect", "db-password")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(MatchRegexp(`Used By:\s+db`))
+		_, err = m.CLI(sctx, at, "secret", "rm", "db-password")
+		Expect(err).To(MatchError(ContainSubstring("used by service db")))
+
+		By("the value is in no file of the node: not warren.db, the raft log, snapshots, logs")
+		Expect(filesContaining(m.DataDir, value)).To(BeEmpty())
+		Expect(filesContaining(filepath.Dir(ctd.Address), value)).To(BeEmpty(), "nor containerd's root and state")
+	})
+
 	It("reports a task it cannot run with an error a user can act on", func(sctx SpecContext) {
 		_, err := m.CLI(sctx, []string{m.APIAddr}, "service", "create", "ghost", "--image", "warren/not-loaded:1", "--restart-condition", "none")
 		Expect(err).NotTo(HaveOccurred())
@@ -167,3 +198,21 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		Expect(containers("ghost")).To(BeEmpty())
 	})
 })
+
+// filesContaining lists the regular files under dir whose bytes contain s.
+func filesContaining(dir, s string) []string {
+	GinkgoHelper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil // gone meanwhile, or a socket, a fifo
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte(s)) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}

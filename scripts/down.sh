@@ -9,6 +9,7 @@ BIN=$PWD/bin/warren
 W=("$BIN" --data-dir "$DIR/node" --manager 127.0.0.1:8080)
 if [[ -e "$DIR/node.pid" ]] && kill -0 "$(cat "$DIR/node.pid")" 2>/dev/null; then
 	"${W[@]}" service rm web web-public >/dev/null 2>&1 || true
+	"${W[@]}" secret rm demo-token >/dev/null 2>&1 || true
 	for _ in $(seq 100); do
 		[[ -z "$(ctr -n warren containers ls -q 2>/dev/null)" ]] && break
 		sleep 0.2

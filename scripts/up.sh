@@ -3,14 +3,13 @@
 # (Debian's containerd, runc, CNI plugins, busybox-static; as root), builds
 # bin/warren, starts containerd if none runs, starts a one-node cluster
 # (manager and worker: `warren cluster init`, data in .demo/node), loads the
-# test image (busybox, built here: there may be no registry), deploys the
-# service `web` (2 replicas of busybox httpd serving a page from the local
-# volume web-data, and web-public published on port 8000), and shows `warren
+# test image (busybox, built here: there may be no registry), creates the
+# secret demo-token, deploys the service `web` (2 replicas of busybox httpd
+# serving a page from the local volume web-data, each given the secret) and
+# web-public (published on port 8000), and shows `warren
 # service ps` and `ctr -n warren containers ls`. The node keeps running;
 # `make down` removes the services and stops it.
 #
-# Secrets are not in this demo yet: `warren secret create` comes with
-# issue 7.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${WARREN_DEMO_DIR:-$PWD/.demo}
@@ -76,9 +75,11 @@ mkdir -p "$DIR/node/volumes/web-data"
 echo "Hello from Warren: this page lives in the volume web-data." >"$DIR/node/volumes/web-data/index.html"
 "${W[@]}" service rm web >/dev/null 2>&1 || true
 "${W[@]}" service rm web-public >/dev/null 2>&1 || true
+"${W[@]}" secret rm demo-token >/dev/null 2>&1 || true
+head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' | "${W[@]}" secret create demo-token --from-stdin >/dev/null
 "${W[@]}" service create web --image docker.io/warren/busybox:test --replicas 2 \
-	--volume web-data:/www:ro --health-http 80/index.html --health-interval 2s \
-	-- httpd -f -p 80 -h /www >/dev/null
+	--volume web-data:/www:ro --secret demo-token --health-http 80/index.html --health-interval 2s \
+	-- sh -c 'echo "the secret demo-token: $(wc -c </run/secrets/demo-token) bytes, $(ls -l /run/secrets/demo-token | cut -c1-10)"; exec httpd -f -p 80 -h /www' >/dev/null
 "${W[@]}" service create web-public --image docker.io/warren/busybox:test \
 	--volume web-data:/www:ro --publish 8000:80 -- httpd -f -p 80 -h /www >/dev/null 2>&1 ||
 	echo "(web-public not created: is port 8000 taken?)"
@@ -93,6 +94,12 @@ done
 echo
 echo "\$ warren service ps web"
 "${W[@]}" service ps web
+echo
+echo "\$ warren secret ls"
+"${W[@]}" secret ls
+echo
+echo "\$ warren service logs web   (each task read its secret from /run/secrets, a tmpfs)"
+"${W[@]}" service logs web
 echo
 echo "\$ ctr -n warren containers ls"
 ctr -a "$SOCK" -n warren containers ls

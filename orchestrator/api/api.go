@@ -279,4 +279,7 @@ type Backend interface {
 	// on. It returns once every stream has ended (with opts.Follow: once
 	// ctx ends), or with fn's error. Any manager, leader or not.
 	RelayLogs(ctx context.Context, tasks []LogTask, opts LogOptions, fn func(LogEntry) error) error
+	// SealSecret encrypts a secret's value for the secret with ID id, with
+	// the cluster's data key (made on first use). Leader only.
+	SealSecret(ctx context.Context, id string, plaintext []byte) ([]byte, error)
 }

@@ -83,6 +83,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	serveRecords(h, services)
 	serveRecords(h, volumes)
 	serveRecords(h, networks)
+	serveSecrets(h)
 	// Everything else gets an Error body too, so the client can say what
 	// went wrong instead of quoting the mux's plain-text 404.
 	h.handle("/", anyone, noEndpoint)
@@ -202,8 +203,13 @@ func peerName(r *http.Request) string {
 // decodeBody reads the JSON request body into v, strictly: a misspelt
 // field is an error rather than a setting silently ignored.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	return decodeBodyUpTo(w, r, v, MaxBodyBytes)
+}
+
+// decodeBodyUpTo is decodeBody with a limit of its own.
+func decodeBodyUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	what := strings.TrimPrefix(fmt.Sprintf("%T", v), "*")
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -215,7 +221,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return fmt.Errorf("%w: the request body is larger than %d bytes", ErrBadRequest, MaxBodyBytes)
+		return fmt.Errorf("%w: the request body is larger than %d bytes", ErrBadRequest, limit)
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%w: the request body is empty: send a JSON %s", ErrBadRequest, what)
 	}

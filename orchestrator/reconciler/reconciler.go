@@ -370,6 +370,7 @@ func (rc *run) newTask(svc *types.Service, slot int, nodeID string, attempt int)
 		Env:           slices.Clone(svc.Env),
 		Ports:         svc.Ports,
 		Mounts:        svc.Volumes,
+		Secrets:       slices.Clone(svc.Secrets),
 		HealthCheck:   svc.HealthCheck,
 		RestartPolicy: svc.RestartPolicy,
 		Resources:     svc.Resources,

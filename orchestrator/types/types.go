@@ -252,13 +252,16 @@ type Container struct {
 	// Command replaces the image's entrypoint and Args its command
 	// (Docker's ENTRYPOINT and CMD); empty keeps the image's. WorkingDir
 	// and User ("name", "uid" or "uid:gid") override the image's too.
-	Command       []string `json:",omitempty"`
-	Args          []string `json:",omitempty"`
-	WorkingDir    string   `json:",omitempty"`
-	User          string   `json:",omitempty"`
-	Env           []string
-	Ports         []*PortMapping
-	Mounts        []*VolumeMount
+	Command    []string `json:",omitempty"`
+	Args       []string `json:",omitempty"`
+	WorkingDir string   `json:",omitempty"`
+	User       string   `json:",omitempty"`
+	Env        []string
+	Ports      []*PortMapping
+	Mounts     []*VolumeMount
+	// Secrets are the IDs of the secrets the task's container gets at
+	// /run/secrets/NAME (its service's, when the task was made).
+	Secrets       []string `json:",omitempty"`
 	HealthCheck   *HealthCheck
 	RestartPolicy *RestartPolicy
 	Resources     *ResourceRequirements
@@ -334,4 +337,8 @@ type Cluster struct {
 	// EncryptionSalt is the salt the key that encrypts secrets is derived
 	// with: EncryptionSaltSize random bytes.
 	EncryptionSalt []byte
+	// DataKey is the key that encrypts secrets, wrapped by the key derived
+	// from the cluster ID and EncryptionSalt (orchestrator/secrets); empty
+	// until the first secret is made.
+	DataKey []byte `json:",omitempty"`
 }

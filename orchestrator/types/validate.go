@@ -389,6 +389,9 @@ func (ct *Container) Validate() error {
 	c.env("Env", ct.Env)
 	c.ports("Ports", ct.Ports)
 	c.mounts("Mounts", ct.Mounts)
+	for i, id := range ct.Secrets {
+		c.id(fmt.Sprintf("Secrets[%d]", i), id)
+	}
 	c.healthCheck("HealthCheck", ct.HealthCheck)
 	c.restartPolicy("RestartPolicy", ct.RestartPolicy)
 	c.resources("Resources", ct.Resources)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -67,15 +68,22 @@ func NewRootCommand(getenv func(string) string) *cobra.Command {
 	root.AddCommand(newVersionCommand(opts), newSimCommand(),
 		newClusterCommand(opts), newStartCommand(opts),
 		newJoinCommand(opts, "manager"), newJoinCommand(opts, "worker"),
-		newNodeCommand(opts), newServiceCommand(opts), newImageCommand(opts))
+		newNodeCommand(opts), newServiceCommand(opts), newImageCommand(opts), newSecretCommand(opts))
 	return root
 }
 
 // Execute runs the command tree with args and returns the process exit code:
 // 0 on success, 1 after printing "Error: ..." to stderr.
 func Execute(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return ExecuteWithInput(args, os.Stdin, stdout, stderr, getenv)
+}
+
+// ExecuteWithInput is Execute with the commands' standard input (secret
+// create --from-stdin) given.
+func ExecuteWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	root := NewRootCommand(getenv)
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {

@@ -29,6 +29,7 @@ type serviceFlags struct {
 	env, labels []string
 	publish     []string
 	constraints []string
+	secrets     []string
 	containerFlags
 }
 
@@ -56,6 +57,13 @@ entrypoint's arguments), as after the image in docker service create:
 			if err != nil {
 				return err
 			}
+			for _, name := range f.secrets {
+				s, err := client.GetSecret(cmd.Context(), name)
+				if err != nil {
+					return fmt.Errorf("cli: --secret %s: %w", name, err)
+				}
+				svc.Secrets = append(svc.Secrets, s.ID)
+			}
 			created, err := client.CreateService(cmd.Context(), svc)
 			if err != nil {
 				return err
@@ -72,6 +80,7 @@ entrypoint's arguments), as after the image in docker service create:
 	fl.StringArrayVar(&f.labels, "label", nil, "service label `KEY=VALUE` (repeatable)")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port `HOST:CONTAINER[/udp]` on the node (repeatable)")
 	fl.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint such as `node.labels.disk==ssd` (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "give the tasks the secret `NAME`, at /run/secrets/NAME (repeatable)")
 	f.containerFlags.add(cmd)
 	return cmd
 }

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warren-orchestrator/warren/orchestrator/types"
+)
+
+func newSecretCommand(opts *Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "secret",
+		Short: "Create, list, inspect and delete secrets (values are encrypted, and never shown)",
+	}
+	cmd.AddCommand(newSecretCreateCommand(opts), newSecretLsCommand(opts), newSecretInspectCommand(opts), newSecretRmCommand(opts))
+	return cmd
+}
+
+func newSecretCreateCommand(opts *Options) *cobra.Command {
+	var literal, file string
+	var stdin bool
+	cmd := &cobra.Command{
+		Use:   "create NAME (--from-literal KEY=VALUE | --from-file PATH | --from-stdin)",
+		Short: "Create a secret; tasks of services that use it find it at /run/secrets/NAME",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := secretValue(cmd.InOrStdin(), literal, file, stdin)
+			if err != nil {
+				return err
+			}
+			defer clear(data)
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			info, err := client.CreateSecret(cmd.Context(), args[0], data)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), info.ID)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&literal, "from-literal", "", "the value, as `KEY=VALUE` (the secret holds VALUE)")
+	fl.StringVar(&file, "from-file", "", "read the value from `PATH`")
+	fl.BoolVar(&stdin, "from-stdin", false, "read the value from standard input")
+	return cmd
+}
+
+// secretValue is the value the flags give, exactly one of them.
+func secretValue(in io.Reader, literal, file string, stdin bool) ([]byte, error) {
+	given := 0
+	for _, set := range []bool{literal != "", file != "", stdin} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return nil, fmt.Errorf("cli: secret create needs exactly one of --from-literal KEY=VALUE, --from-file PATH and --from-stdin")
+	}
+	var data []byte
+	switch {
+	case literal != "":
+		_, v, ok := strings.Cut(literal, "=")
+		if !ok {
+			// Not quoted back: it may be the value itself.
+			return nil, fmt.Errorf("cli: --from-literal has no '=': use KEY=VALUE, e.g. password=s3cret (the secret holds VALUE)")
+		}
+		data = []byte(v)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("cli: --from-file: %w", err)
+		}
+		data = b
+	default:
+		b, err := io.ReadAll(io.LimitReader(in, types.MaxSecretSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("cli: --from-stdin: %w", err)
+		}
+		data = b
+	}
+	if err := types.ValidateSecretData(data); err != nil {
+		return nil, fmt.Errorf("cli: %w", err)
+	}
+	return data, nil
+}
+
+func newSecretLsCommand(opts *Options) *cobra.Command {
+	var stale bool
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the secrets (never their values)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			list, err := client.ListSecrets(cmd.Context(), stale)
+			if err != nil {
+				return err
+			}
+			rows := make([][]string, len(list))
+			for i, s := range list {
+				rows[i] = []string{s.Name, humanSize(s.Size), ago(time.Since(s.CreatedAt))}
+			}
+			return printRows(cmd.OutOrStdout(), opts.Output, list, []string{"NAME", "SIZE", "CREATED"}, rows)
+		},
+	}
+	cmd.Flags().BoolVar(&stale, "stale", false, "read from the manager asked, which may lag the leader")
+	return cmd
+}
+
+func newSecretInspectCommand(opts *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect SECRET",
+		Short: "Show a secret's metadata and the services that use it (never its value)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			s, err := client.GetSecret(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			used := "-"
+			if len(s.UsedBy) > 0 {
+				used = strings.Join(s.UsedBy, ", ")
+			}
+			return printObject(cmd.OutOrStdout(), opts.Output, s, []field{
+				{"Name", s.Name}, {"ID", s.ID}, {"Size", fmt.Sprintf("%d bytes", s.Size)},
+				{"Created", s.CreatedAt.UTC().Format(time.DateTime)}, {"Used By", used},
+			})
+		},
+	}
+}
+
+func newSecretRmCommand(opts *Options) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm SECRET...",
+		Aliases: []string{"delete"},
+		Short:   "Delete secrets; one a service uses is refused unless --force",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				if err := client.DeleteSecret(cmd.Context(), a, force); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), a)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove the secret from the services that use it first (their running tasks keep it until replaced)")
+	return cmd
+}
+
+// humanSize prints a byte count as the storage guide does: 23B, 1.2KB.
+func humanSize(n int) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%dB", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1fKB", float64(n)/1000)
+	}
+	return fmt.Sprintf("%.1fMB", float64(n)/1000/1000)
+}
+
+// ago prints an age as the storage guide does: 2d ago, 1h ago.
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
