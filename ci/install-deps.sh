@@ -14,8 +14,9 @@ export DEBIAN_FRONTEND=noninteractive
 # publishes ports. containernetworking-plugins are the CNI plugins (bridge,
 # host-local, portmap, firewall, loopback in /usr/lib/cni) that
 # backends/containerd/cninet runs to give containers their own network;
-# iproute2's ip deletes the bridges its specs make.
-APT_PACKAGES=(containerd runc iptables busybox-static containernetworking-plugins iproute2)
+# iproute2's ip deletes the bridges its specs make; docker-registry is the
+# registry the specs pull images from (ctdtest.StartRegistry).
+APT_PACKAGES=(containerd runc iptables busybox-static docker-registry containernetworking-plugins iproute2)
 
 apt_install() {
 	if [[ $(id -u) -ne 0 ]]; then

@@ -48,6 +48,8 @@ import (
 	"github.com/containerd/containerd/identifiers"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/remotes"
+	"github.com/containerd/containerd/remotes/docker"
 	"github.com/distribution/reference"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -544,7 +546,8 @@ func (r *Runtime) image(ref string) (containerd.Image, error) {
 	img, err := r.client.GetImage(ctx, full)
 	switch {
 	case errdefs.IsNotFound(err):
-		img, err = r.client.Pull(ctx, full, containerd.WithPullUnpack, containerd.WithPullSnapshotter(r.cfg.Snapshotter))
+		img, err = r.client.Pull(ctx, full, containerd.WithPullUnpack, containerd.WithPullSnapshotter(r.cfg.Snapshotter),
+			containerd.WithResolver(Resolver()))
 		if err != nil {
 			return nil, fmt.Errorf("image %s is not on this node and could not be pulled (%v): load it with `warren image load FILE.tar` on the node, or make its registry reachable", full, err)
 		}
@@ -560,6 +563,14 @@ func (r *Runtime) image(ref string) (containerd.Image, error) {
 		return nil, fmt.Errorf("image %s: unpack: %w", full, err)
 	}
 	return img, nil
+}
+
+// Resolver finds registries as Docker does: HTTPS, but plain HTTP for a
+// registry on localhost (a node's own, or a test's).
+func Resolver() remotes.Resolver {
+	return docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
+	})
 }
 
 // volumeMounts are the task's volumes as bind mounts of their directories,

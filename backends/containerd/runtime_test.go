@@ -13,12 +13,16 @@ import (
 	"strings"
 	"time"
 
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/images"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"golang.org/x/sys/unix"
 
 	"github.com/warren-orchestrator/warren/backends/clock"
 	wctd "github.com/warren-orchestrator/warren/backends/containerd"
+	"github.com/warren-orchestrator/warren/backends/containerd/ctdtest"
 	"github.com/warren-orchestrator/warren/backends/containerd/testimage"
 	"github.com/warren-orchestrator/warren/orchestrator"
 	"github.com/warren-orchestrator/warren/orchestrator/runtimetest"
@@ -203,6 +207,34 @@ var _ = Describe("The containerd runtime", Label("integ"), func() {
 			return newRuntime(wctd.Config{VolumesDir: blocker + "/volumes"})
 		}, "volume data: cannot make its directory"),
 	)
+
+	It("pulls an image that is not on the node from a registry", func() {
+		reg, err := ctdtest.StartRegistry(GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(reg.Stop)
+		ref := reg.Addr + "/warren/busybox:pulled"
+		ctx := rt.Context()
+
+		By("pushing the test image to the registry under a name of its own, then dropping it from the node")
+		img, err := rt.Client().GetImage(ctx, testimage.DefaultName)
+		Expect(err).NotTo(HaveOccurred())
+		tagged := images.Image{Name: ref, Target: img.Target()}
+		_, err = rt.Client().ImageService().Create(ctx, tagged)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rt.Client().Push(ctx, ref, img.Target(), containerd.WithResolver(wctd.Resolver()))).To(Succeed())
+		Expect(rt.Client().ImageService().Delete(ctx, ref)).To(Succeed())
+		_, err = rt.Client().GetImage(ctx, ref)
+		Expect(errdefs.IsNotFound(err)).To(BeTrue(), "%v", err)
+
+		t := shell("task-1", "echo pulled; "+Cmd())
+		t.Image = ref
+		Expect(rt.Start(t, nil)).To(Succeed())
+		await(rt, "task-1", types.ContainerRunning)
+		Eventually(func() string { return output("task-1") }).Should(Equal("pulled\n"))
+		_, err = rt.Client().GetImage(ctx, ref)
+		Expect(err).NotTo(HaveOccurred(), "the image is on the node now")
+		DeferCleanup(func() { _ = rt.Client().ImageService().Delete(ctx, ref) })
+	})
 
 	It("is adopted by the next runtime after a worker restart, which can stop it", func() {
 		dir := GinkgoT().TempDir()
