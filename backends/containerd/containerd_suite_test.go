@@ -60,6 +60,7 @@ var _ = BeforeSuite(func() {
 func newRuntime(cfg wctd.Config) *wctd.Runtime {
 	GinkgoHelper()
 	cfg.Address = daemon.Address
+	cfg.RuncRoot = daemon.RuncRoot
 	cfg.Network = network
 	if cfg.RunDir == "" {
 		cfg.RunDir = GinkgoT().TempDir()

@@ -41,6 +41,7 @@ import (
 
 	containerd "github.com/containerd/containerd"
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	taskapi "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
@@ -48,6 +49,7 @@ import (
 	"github.com/containerd/containerd/identifiers"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/plugin"
 	"github.com/containerd/containerd/remotes"
 	"github.com/containerd/containerd/remotes/docker"
 	"github.com/distribution/reference"
@@ -130,6 +132,11 @@ type Config struct {
 	// RunDir holds each container's generated /etc/hosts and
 	// /etc/resolv.conf (DefaultRunDir when empty).
 	RunDir string
+	// RuncRoot is runc's state directory; empty is runc's default
+	// (/run/containerd/runc/NAMESPACE), which every containerd on the
+	// machine shares: tests that run containerds side by side give each
+	// its own.
+	RuncRoot string
 	// Clock stamps what containerd does not (a start); the wall clock in
 	// production.
 	Clock orchestrator.Clock
@@ -456,7 +463,12 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 	// is left over: from a container whose spec failed (its snapshot goes
 	// only with containerd's next garbage collection), or a crash.
 	r.removeSnapshot(ctx, id)
+	var runtimeOpts any
+	if r.cfg.RuncRoot != "" {
+		runtimeOpts = &runcoptions.Options{Root: r.cfg.RuncRoot}
+	}
 	ctr, err := r.client.NewContainer(ctx, id,
+		containerd.WithRuntime(plugin.RuntimeRuncV2, runtimeOpts),
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
 		containerd.WithNewSnapshot(id, img),
