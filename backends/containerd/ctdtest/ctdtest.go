@@ -52,7 +52,7 @@ type Daemon struct {
 	// containerd on the machine, so two suites' containers of the same ID
 	// would collide.
 	RuncRoot string
-	cmd *exec.Cmd
+	cmd      *exec.Cmd
 }
 
 // Start starts containerd under dir (a short path: a unix socket's path
