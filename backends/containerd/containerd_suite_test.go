@@ -60,7 +60,6 @@ var _ = BeforeSuite(func() {
 func newRuntime(cfg wctd.Config) *wctd.Runtime {
 	GinkgoHelper()
 	cfg.Address = daemon.Address
-	cfg.RuncRoot = daemon.RuncRoot
 	cfg.Network = network
 	if cfg.RunDir == "" {
 		cfg.RunDir = GinkgoT().TempDir()

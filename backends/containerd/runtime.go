@@ -115,11 +115,6 @@ type Config struct {
 	// RunDir holds each container's generated /etc/hosts and
 	// /etc/resolv.conf (DefaultRunDir when empty).
 	RunDir string
-	// RuncRoot is runc's state directory; empty is runc's default
-	// (/run/containerd/runc/NAMESPACE), which every containerd on the
-	// machine shares: tests that run containerds side by side give each
-	// its own.
-	RuncRoot string
 	// Clock stamps what containerd does not (a start); the wall clock in
 	// production.
 	Clock orchestrator.Clock

@@ -11,11 +11,9 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd"
-	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/oci"
-	"github.com/containerd/containerd/plugin"
 	"github.com/containerd/containerd/remotes"
 	"github.com/containerd/containerd/remotes/docker"
 	"github.com/distribution/reference"
@@ -186,12 +184,7 @@ func (r *Runtime) create(task *types.Container, secrets map[string][]byte) (_ ty
 	// is left over: from a container whose spec failed (its snapshot goes
 	// only with containerd's next garbage collection), or a crash.
 	r.removeSnapshot(ctx, id)
-	var runtimeOpts any
-	if r.cfg.RuncRoot != "" {
-		runtimeOpts = &runcoptions.Options{Root: r.cfg.RuncRoot}
-	}
 	ctr, err := r.client.NewContainer(ctx, id,
-		containerd.WithRuntime(plugin.RuntimeRuncV2, runtimeOpts),
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.cfg.Snapshotter),
 		containerd.WithNewSnapshot(id, img),

@@ -47,12 +47,7 @@ type Daemon struct {
 	Address string
 	// Dir holds its config, socket, root, state and log.
 	Dir string
-	// RuncRoot is a runc state directory for its containers
-	// (containerd.Config.RuncRoot): runc's default is shared by every
-	// containerd on the machine, so two suites' containers of the same ID
-	// would collide.
-	RuncRoot string
-	cmd      *exec.Cmd
+	cmd *exec.Cmd
 }
 
 // Start starts containerd under dir (a short path: a unix socket's path
@@ -61,7 +56,7 @@ func Start(dir string) (*Daemon, error) {
 	if err := Requirements(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{Address: filepath.Join(dir, "containerd.sock"), Dir: dir, RuncRoot: filepath.Join(dir, "runc")}
+	d := &Daemon{Address: filepath.Join(dir, "containerd.sock"), Dir: dir}
 	if len(d.Address) > 100 {
 		return nil, fmt.Errorf("ctdtest: socket path %s is too long for a unix socket: use a shorter directory", d.Address)
 	}
