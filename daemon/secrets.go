@@ -32,9 +32,9 @@ func (m *manager) SealSecret(ctx context.Context, id string, plaintext []byte) (
 }
 
 // keyring unwraps the cluster's data key, with the key derived from the
-// cluster ID and salt; make lets it make the data key if there is none
+// cluster ID and salt; create lets it make the data key if there is none
 // yet (the leader, under m.mu).
-func (m *manager) keyring(ctx context.Context, make bool) (*secrets.Keyring, error) {
+func (m *manager) keyring(ctx context.Context, create bool) (*secrets.Keyring, error) {
 	c, err := m.node.Store().GetCluster()
 	if err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func (m *manager) keyring(ctx context.Context, make bool) (*secrets.Keyring, err
 		return nil, err
 	}
 	if len(c.DataKey) == 0 {
-		if !make {
+		if !create {
 			return nil, errors.New("daemon: the cluster has no secrets key yet")
 		}
 		wrapped, err := secrets.NewDataKey(kek, c.ID, rand.Reader)

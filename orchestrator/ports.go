@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
@@ -42,6 +43,19 @@ type Runtime interface {
 	// Containers reports every container the runtime holds, ordered by
 	// task ID.
 	Containers() ([]RuntimeContainer, error)
+}
+
+// CloneSecrets copies a Start call's secrets, map and bytes: a runtime
+// keeps its own copy, as the caller may wipe its plaintext after Start.
+func CloneSecrets(s map[string][]byte) map[string][]byte {
+	if s == nil {
+		return nil
+	}
+	out := make(map[string][]byte, len(s))
+	for k, v := range s {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }
 
 // RuntimeContainer is a container as the runtime sees it.

@@ -117,15 +117,15 @@ func (r *Runtime) sweepNetwork(ctx context.Context, listed map[string]bool) {
 }
 
 // orphan says whether what the container with containerd ID id holds on
-// the node (its secrets, its network) can go: it is listed by this
-// Containers call as not live, or it is neither listed, nor being started,
-// nor in containerd at all.
+// the node (its secrets, its network) can go: it is not being started
+// (a start mounts and attaches before its container exists), and this
+// Containers call listed it as not live, or it is in containerd no more.
 func (r *Runtime) orphan(ctx context.Context, id string, listed map[string]bool) bool {
-	if live, ok := listed[id]; ok {
-		return !live
-	}
 	if r.isStarting(id) {
 		return false
+	}
+	if live, ok := listed[id]; ok {
+		return !live
 	}
 	_, err := r.client.ContainerService().Get(ctx, id)
 	return errdefs.IsNotFound(err)

@@ -205,14 +205,3 @@ func (r *Runtime) sweepLogs(records []containers.Container, now time.Time) {
 		}
 	}
 }
-
-func cloneSecrets(s map[string][]byte) map[string][]byte {
-	if s == nil {
-		return nil
-	}
-	out := make(map[string][]byte, len(s))
-	for k, v := range s {
-		out[k] = slices.Clone(v)
-	}
-	return out
-}

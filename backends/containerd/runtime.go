@@ -159,10 +159,6 @@ type Runtime struct {
 	// cores and for the network plugins' locks.
 	creating chan struct{}
 
-	// secretsMu orders mounting a task's secrets before a sweep of
-	// SecretsDir, so that a sweep never unmounts a start's fresh tmpfs.
-	secretsMu sync.Mutex
-
 	mu sync.Mutex
 	// starting holds the tasks whose container is being made, by task ID.
 	starting map[string]*starting

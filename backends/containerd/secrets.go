@@ -18,8 +18,6 @@ const secretsTmpfsSize = "16m"
 // returns its directory. Nothing written there reaches a disk: tmpfs pages
 // live in memory (and in swap only if the node has swap).
 func (r *Runtime) mountSecrets(id string) (string, error) {
-	r.secretsMu.Lock()
-	defer r.secretsMu.Unlock()
 	dir := filepath.Join(r.cfg.SecretsDir, id)
 	r.unmountSecrets(id) // a leftover of a start that was cut short
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -73,8 +71,6 @@ func (r *Runtime) unmountSecrets(id string) {
 // every secrets directory whose container is neither live in listed (this
 // Containers call's view) nor being started, nor in containerd now.
 func (r *Runtime) sweepSecrets(ctx context.Context, listed map[string]bool) {
-	r.secretsMu.Lock()
-	defer r.secretsMu.Unlock()
 	entries, err := os.ReadDir(r.cfg.SecretsDir)
 	if err != nil {
 		return

@@ -62,7 +62,7 @@ func (r *Runtime) Start(task *types.Container, secrets map[string][]byte) error 
 		return fmt.Errorf("containerd runtime: look up container %s: %w", id, err)
 	}
 	task = types.Clone(task)
-	secrets = cloneSecrets(secrets)
+	secrets = orchestrator.CloneSecrets(secrets)
 	r.wg.Go(func() { r.run(task, secrets) })
 	return nil
 }

@@ -107,7 +107,7 @@ func (r *Runtime) Start(task *types.Container, secrets map[string][]byte) error 
 		healthCheck: task.HealthCheck != nil,
 		createdAt:   now,
 		runningAt:   now.Add(r.knobs.StartLatency),
-		secrets:     cloneSecrets(secrets),
+		secrets:     orchestrator.CloneSecrets(secrets),
 	}
 	if slices.Contains(r.knobs.MissingImages, task.Image) {
 		c.startError = "image not found: " + task.Image
@@ -214,7 +214,7 @@ func (r *Runtime) Secrets(taskID string) map[string][]byte {
 		c.secrets = nil // exited for good: nothing can bring them back
 		return nil
 	}
-	return cloneSecrets(c.secrets)
+	return orchestrator.CloneSecrets(c.secrets)
 }
 
 func (r *Runtime) get(taskID string) (*container, error) {
@@ -311,17 +311,4 @@ func exitState(exitCode int) types.ContainerState {
 		return types.ContainerComplete
 	}
 	return types.ContainerFailed
-}
-
-// cloneSecrets copies the map and the bytes: the caller may wipe its
-// plaintext after Start, as a careful agent does.
-func cloneSecrets(s map[string][]byte) map[string][]byte {
-	if s == nil {
-		return nil
-	}
-	out := make(map[string][]byte, len(s))
-	for k, v := range s {
-		out[k] = slices.Clone(v)
-	}
-	return out
 }

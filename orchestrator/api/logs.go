@@ -248,23 +248,7 @@ func (c *Client) ServiceLogs(ctx context.Context, key string, opts LogOptions, f
 		return err
 	}
 	defer resp.Body.Close()
-	addr := resp.Request.URL.Host
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var e LogEntry
-		err := dec.Decode(&e)
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, io.EOF):
-			return streamError(resp)
-		case err != nil:
-			return fmt.Errorf("%w: the log stream from %s broke (%v): ask again", ErrUnavailable, addr, err)
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
+	return decodeStream(ctx, resp, "log stream", "ask again", func() error { return nil }, fn)
 }
 
 // TaskLog opens the output of task taskID on the node whose API address

@@ -125,11 +125,21 @@ func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
 		return err
 	}
 	defer resp.Body.Close()
-	addr := resp.Request.URL.Host
+	return decodeStream(ctx, resp, "event stream", "subscribe again", func() error {
+		return fmt.Errorf("%w: %s ended the event stream, as it does when it shuts down: subscribe again", ErrUnavailable, resp.Request.URL.Host)
+	}, fn)
+}
+
+// decodeStream calls fn with each value of resp's newline-delimited JSON
+// body, until ctx ends (ctx's error), fn fails (its error), the
+// connection breaks (ErrUnavailable: what the caller does then is again),
+// or the stream ends: with the error trailer the server sent, if any, else
+// with end's error. what names the stream in errors.
+func decodeStream[T any](ctx context.Context, resp *http.Response, what, again string, end func() error, fn func(T) error) error {
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var e Event
-		err := dec.Decode(&e)
+		var v T
+		err := dec.Decode(&v)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -137,11 +147,11 @@ func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
 			if err := streamError(resp); err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: %s ended the event stream, as it does when it shuts down: subscribe again", ErrUnavailable, addr)
+			return end()
 		case err != nil:
-			return fmt.Errorf("%w: the event stream from %s broke (%v): subscribe again", ErrUnavailable, addr, err)
+			return fmt.Errorf("%w: the %s from %s broke (%v): %s", ErrUnavailable, what, resp.Request.URL.Host, err, again)
 		}
-		if err := fn(e); err != nil {
+		if err := fn(v); err != nil {
 			return err
 		}
 	}

@@ -25,8 +25,16 @@ func freeAddr() string {
 }
 
 // startCluster runs a one-node cluster in this process, as `warren cluster
-// init` would, and returns the global flags that reach it.
+// init` would, on the simulated runtime, and returns the global flags that
+// reach it.
 func startCluster() (dir string, global []string) {
+	GinkgoHelper()
+	return startClusterWith(func(*daemon.Config) {})
+}
+
+// startClusterWith is startCluster with the node's config changed by
+// change first.
+func startClusterWith(change func(*daemon.Config)) (dir string, global []string) {
 	GinkgoHelper()
 	dir = filepath.Join(GinkgoT().TempDir(), "node")
 	cfg := daemon.Config{
@@ -34,6 +42,7 @@ func startCluster() (dir string, global []string) {
 		Heartbeat:  50 * time.Millisecond,
 		Dispatcher: dispatcher.Config{TTL: time.Second, Grace: time.Second},
 	}
+	change(&cfg)
 	ready := make(chan struct{})
 	cfg.Ready = func(*daemon.Node) { close(ready) }
 	ctx, cancel := context.WithCancel(context.Background())

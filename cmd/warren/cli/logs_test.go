@@ -22,7 +22,6 @@ import (
 	"github.com/warren-orchestrator/warren/cmd/warren/cli"
 	"github.com/warren-orchestrator/warren/daemon"
 	"github.com/warren-orchestrator/warren/orchestrator/api"
-	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
@@ -111,29 +110,11 @@ func startContainerdCluster() (dir string, global []string) {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(images.Close()).To(Succeed())
 
-	dir = filepath.Join(GinkgoT().TempDir(), "node")
-	cfg := daemon.Config{
-		DataDir: dir, APIAddr: freeAddr(), RaftAddr: freeAddr(), Hostname: "node1",
-		Runtime: daemon.RuntimeContainerd, Containerd: ctd.Address,
-		Bridge: ctdtest.NetworkCLI.Bridge, Subnet: ctdtest.NetworkCLI.Subnet,
-		Heartbeat:  50 * time.Millisecond,
-		Dispatcher: dispatcher.Config{TTL: time.Second, Grace: time.Second},
-	}
-	ready := make(chan struct{})
-	cfg.Ready = func(*daemon.Node) { close(ready) }
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- daemon.Init(ctx, cfg) }()
-	DeferCleanup(func() {
-		stop()
-		Eventually(done, 20*time.Second).Should(Receive())
+	return startClusterWith(func(cfg *daemon.Config) {
+		cfg.Hostname = "node1"
+		cfg.Runtime, cfg.Containerd = daemon.RuntimeContainerd, ctd.Address
+		cfg.Bridge, cfg.Subnet = ctdtest.NetworkCLI.Bridge, ctdtest.NetworkCLI.Subnet
 	})
-	select {
-	case <-ready:
-	case err := <-done:
-		Fail("init: " + err.Error())
-	}
-	return dir, []string{"--data-dir", dir, "--manager", cfg.APIAddr}
 }
 
 // adminOf is the API client of the CLI's administrator.
