@@ -21,6 +21,7 @@ import (
 	"github.com/warren-orchestrator/warren/orchestrator/api"
 	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
+	"github.com/warren-orchestrator/warren/orchestrator/secrets"
 	"github.com/warren-orchestrator/warren/orchestrator/state"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
@@ -56,6 +57,11 @@ type manager struct {
 	// mu makes a token rotation's read and write of the cluster record
 	// one step on this leader.
 	mu sync.Mutex
+	// keys is the secrets keyring opened from the wrapped data key keysOf
+	// (cachedKeyring).
+	keysMu sync.Mutex
+	keys   *secrets.Keyring
+	keysOf []byte
 }
 
 var _ api.Backend = (*manager)(nil)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -61,6 +62,28 @@ func (m *manager) keyring(ctx context.Context, create bool) (*secrets.Keyring, e
 	return secrets.Unwrap(kek, c.ID, c.DataKey)
 }
 
+// cachedKeyring is keyring without the key derivation (PBKDF2, 100,000
+// rounds: tens of milliseconds) on every heartbeat of a node whose tasks
+// use secrets: the keyring is kept for as long as the cluster record's
+// wrapped data key is the same.
+func (m *manager) cachedKeyring(ctx context.Context) (*secrets.Keyring, error) {
+	c, err := m.node.Store().GetCluster()
+	if err != nil {
+		return nil, err
+	}
+	m.keysMu.Lock()
+	defer m.keysMu.Unlock()
+	if m.keys != nil && bytes.Equal(m.keysOf, c.DataKey) {
+		return m.keys, nil
+	}
+	keys, err := m.keyring(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	m.keys, m.keysOf = keys, c.DataKey
+	return keys, nil
+}
+
 // withSecrets returns the assignments with the plaintext of the secrets of
 // each task that should run, opened for the node that asked, which is the
 // task's node: a worker gets a secret only with a task of its that uses
@@ -73,7 +96,7 @@ func (m *manager) withSecrets(ctx context.Context, as []agent.Assignment) ([]age
 	if !need {
 		return as, nil
 	}
-	keys, err := m.keyring(ctx, false)
+	keys, err := m.cachedKeyring(ctx)
 	if err != nil {
 		return nil, err
 	}
