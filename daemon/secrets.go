@@ -115,7 +115,12 @@ func (m *manager) withSecrets(ctx context.Context, as []agent.Assignment) ([]age
 			if err != nil {
 				return nil, err
 			}
-			plain, err := keys.Open(s.ID, s.Data)
+			v := a.Task.SecretVersionOf(s.ID)
+			sealed, ok := s.VersionData(v)
+			if !ok {
+				return nil, fmt.Errorf("daemon: secret %s has no version %d, which task %s was made with", s.Name, v, a.Task.ID)
+			}
+			plain, err := keys.Open(types.SealedFor(s.ID, v), sealed)
 			if err != nil {
 				return nil, fmt.Errorf("daemon: open secret %s for task %s: %w", s.Name, a.Task.ID, err)
 			}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -53,13 +54,13 @@ func ApplyTx(tx state.Tx, c Command) error {
 	case *UpdateVolume:
 		return updateVolume(tx, c.Volume)
 	case *DeleteVolume:
-		return deleteVolume(tx, c.ID)
+		return deleteVolume(tx, c.ID, c.Force)
 	case *CreateSecret:
 		return create(tx, c.Secret, tx.UpdateSecret)
 	case *UpdateSecret:
-		return update(tx, c.Secret, tx.UpdateSecret)
+		return updateSecret(tx, c.Secret)
 	case *DeleteSecret:
-		return deleteUnused(tx, c.ID, tx.GetSecret, tx.DeleteSecret, func(s *types.Service) []string { return s.Secrets })
+		return deleteSecret(tx, c.ID, c.Force)
 	case *CreateNetwork:
 		return create(tx, c.Network, tx.UpdateNetwork)
 	case *UpdateNetwork:
@@ -88,6 +89,16 @@ func ApplyTx(tx state.Tx, c Command) error {
 		return setCluster(tx, c)
 	case *DeleteNode:
 		return deleteNode(tx, c.ID)
+	case *Batch:
+		for i, sub := range c.Commands {
+			if _, nested := sub.(*Batch); nested {
+				return fmt.Errorf("%w: batch command %d is a batch", ErrFormat, i)
+			}
+			if err := ApplyTx(tx, sub); err != nil {
+				return fmt.Errorf("batch command %d (%s): %w", i, kindOf(sub), err)
+			}
+		}
+		return nil
 	case nil:
 		return fmt.Errorf("%w: nil command", ErrFormat)
 	}
@@ -215,21 +226,183 @@ func updateVolume(tx state.Tx, v *types.Volume) error {
 	return tx.UpdateVolume(v)
 }
 
-func deleteVolume(tx state.Tx, id string) error {
+func kindOf(c Command) string {
+	if c == nil {
+		return "nil"
+	}
+	return c.Kind().String()
+}
+
+func deleteVolume(tx state.Tx, id string, force bool) error {
 	v, err := tx.GetVolume(id)
 	if err != nil {
 		return err
 	}
-	users, err := servicesWhere(tx, func(s *types.Service) bool {
-		return slices.ContainsFunc(s.Volumes, func(m *types.VolumeMount) bool { return m.Source == v.Name })
-	})
+	mounts := func(s *types.Service) bool {
+		return slices.ContainsFunc(s.Volumes, func(m *types.VolumeMount) bool { return m != nil && m.Source == v.Name })
+	}
+	users, err := servicesWhere(tx, mounts)
 	if err != nil {
 		return err
 	}
-	if len(users) > 0 {
+	if len(users) > 0 && !force {
 		return inUse("volume", v.Name, users)
 	}
+	if force {
+		if err := stopUsers(tx, v.Name, mounts); err != nil {
+			return err
+		}
+	}
 	return tx.DeleteVolume(id)
+}
+
+// stopUsers scales the replicated services for which uses holds to 0
+// replicas; a global one refuses.
+func stopUsers(tx state.Tx, volume string, uses func(*types.Service) bool) error {
+	all, err := tx.ListServices()
+	if err != nil {
+		return err
+	}
+	for _, s := range all {
+		if !uses(s) {
+			continue
+		}
+		if s.Mode == types.ModeGlobal {
+			return fmt.Errorf("%w: volume %s is used by global service %s, which runs on every node and cannot be stopped: remove the service first",
+				ErrInUse, volume, s.Name)
+		}
+		if s.Replicas == 0 {
+			continue
+		}
+		s.Replicas = 0
+		if err := tx.UpdateService(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteSecret(tx state.Tx, id string, force bool) error {
+	if !force {
+		return deleteUnused(tx, id, tx.GetSecret, tx.DeleteSecret, func(s *types.Service) []string { return s.Secrets })
+	}
+	if _, err := tx.GetSecret(id); err != nil {
+		return err
+	}
+	all, err := tx.ListServices()
+	if err != nil {
+		return err
+	}
+	for _, s := range all {
+		if !slices.Contains(s.Secrets, id) {
+			continue
+		}
+		s.Secrets = slices.DeleteFunc(s.Secrets, func(x string) bool { return x == id })
+		if err := tx.UpdateService(s); err != nil {
+			return err
+		}
+	}
+	return tx.DeleteSecret(id)
+}
+
+// updateSecret replaces a secret, dropping the older versions no task
+// that runs or is to run was made with.
+func updateSecret(tx state.Tx, s *types.Secret) error {
+	if s == nil {
+		return fmt.Errorf("%w: update without a record", types.ErrInvalid)
+	}
+	if ok, err := tx.Has(s.Kind(), s.ID); err != nil {
+		return err
+	} else if !ok {
+		return &state.NotFoundError{Kind: s.Kind(), Key: s.ID}
+	}
+	if len(s.Previous) > 0 {
+		used, err := secretVersionsInUse(tx, map[string]bool{s.ID: true})
+		if err != nil {
+			return err
+		}
+		s = dropUnused(s, used[s.ID])
+	}
+	return tx.UpdateSecret(s)
+}
+
+// secretVersionsInUse returns, for each secret in ids, the versions the
+// tasks meant to run were made with.
+func secretVersionsInUse(tx state.Tx, ids map[string]bool) (map[string]map[int]bool, error) {
+	tasks, err := tx.ListContainers()
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]map[int]bool{}
+	for _, t := range tasks {
+		if t.DesiredState != types.ContainerRunning {
+			continue
+		}
+		for _, id := range t.Secrets {
+			if !ids[id] {
+				continue
+			}
+			if used[id] == nil {
+				used[id] = map[int]bool{}
+			}
+			used[id][t.SecretVersionOf(id)] = true
+		}
+	}
+	return used, nil
+}
+
+// dropUnused returns s without the older versions not in used (s itself
+// when it keeps them all).
+func dropUnused(s *types.Secret, used map[int]bool) *types.Secret {
+	keep := slices.DeleteFunc(slices.Clone(s.Previous), func(p *types.SecretVersion) bool { return !used[p.Version] })
+	if len(keep) == len(s.Previous) {
+		return s
+	}
+	c := *s
+	c.Previous = keep
+	if len(keep) == 0 {
+		c.Previous = nil
+	}
+	return &c
+}
+
+// pruneSecrets drops the older versions of the secrets the tasks of a plan
+// use that no task meant to run still uses.
+func pruneSecrets(tx state.Tx, tasks []*types.Container) error {
+	ids := map[string]bool{}
+	for _, t := range tasks {
+		for _, id := range t.Secrets {
+			ids[id] = true
+		}
+	}
+	var old []*types.Secret
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		s, err := tx.GetSecret(id)
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if len(s.Previous) > 0 {
+			old = append(old, s)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	used, err := secretVersionsInUse(tx, ids)
+	if err != nil {
+		return err
+	}
+	for _, s := range old {
+		if c := dropUnused(s, used[s.ID]); c != s {
+			if err := tx.UpdateSecret(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // deleteUnused deletes a record (secret, network) that services refer to
@@ -330,7 +503,7 @@ func planTasks(tx state.Tx, p *PlanTasks) error {
 			return err
 		}
 	}
-	return nil
+	return pruneSecrets(tx, p.Upsert)
 }
 
 // pinVolume creates a local volume on its node, or pins an existing one

@@ -37,6 +37,7 @@ const (
 	KindPlanTasks
 	KindSetCluster
 	KindDeleteNode
+	KindBatch
 )
 
 // kinds registers each command type under its kind: its name for messages
@@ -64,6 +65,7 @@ var kinds = map[Kind]struct {
 	KindPlanTasks:     {"PlanTasks", func() Command { return &PlanTasks{} }},
 	KindSetCluster:    {"SetCluster", func() Command { return &SetCluster{} }},
 	KindDeleteNode:    {"DeleteNode", func() Command { return &DeleteNode{} }},
+	KindBatch:         {"Batch", func() Command { return &Batch{} }},
 }
 
 func (k Kind) String() string {
@@ -95,18 +97,34 @@ type CreateVolume struct{ Volume *types.Volume }
 // stays on that node.
 type UpdateVolume struct{ Volume *types.Volume }
 
-// DeleteVolume removes a volume no service mounts.
-type DeleteVolume struct{ ID string }
+// DeleteVolume removes a volume no service mounts. With Force, the
+// replicated services that mount it are stopped (scaled to 0 replicas) in
+// the same step; a global service that mounts it still refuses the delete,
+// as it cannot be stopped but by removing it.
+type DeleteVolume struct {
+	ID    string
+	Force bool `json:",omitempty"`
+}
 
 // CreateSecret adds a secret (Data already encrypted); its ID and name must
 // be free.
 type CreateSecret struct{ Secret *types.Secret }
 
-// UpdateSecret replaces an existing secret.
+// UpdateSecret replaces an existing secret. Older versions no task
+// running or to run uses are dropped from it.
 type UpdateSecret struct{ Secret *types.Secret }
 
-// DeleteSecret removes a secret no service uses.
-type DeleteSecret struct{ ID string }
+// DeleteSecret removes a secret no service uses. With Force, it is first
+// taken out of the services that use it, in the same step (their running
+// tasks keep the value they have).
+type DeleteSecret struct {
+	ID    string
+	Force bool `json:",omitempty"`
+}
+
+// Batch applies its commands in order, in one transaction: all of them or,
+// if one fails, none (`warren apply`).
+type Batch struct{ Commands []Command }
 
 // CreateNetwork adds a network; its ID and name must be free.
 type CreateNetwork struct{ Network *types.Network }
@@ -165,6 +183,56 @@ type SetCluster struct{ Cluster *types.Cluster }
 // is refused while a volume is pinned to the node, as the volume's data
 // lives only there.
 type DeleteNode struct{ ID string }
+
+// Kind implements Command.
+func (*Batch) Kind() Kind { return KindBatch }
+
+// batchEntry is how a Batch's command is written inside it: its kind,
+// then the command as JSON.
+type batchEntry struct {
+	Kind    Kind
+	Command json.RawMessage
+}
+
+// MarshalJSON writes each command with its kind, as Encode does.
+func (b *Batch) MarshalJSON() ([]byte, error) {
+	entries := make([]batchEntry, len(b.Commands))
+	for i, c := range b.Commands {
+		if c == nil {
+			return nil, fmt.Errorf("fsm: batch command %d is nil", i)
+		}
+		if _, nested := c.(*Batch); nested {
+			return nil, fmt.Errorf("fsm: batch command %d is a batch: flatten it", i)
+		}
+		body, err := json.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		entries[i] = batchEntry{Kind: c.Kind(), Command: body}
+	}
+	return json.Marshal(struct{ Commands []batchEntry }{entries})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (b *Batch) UnmarshalJSON(data []byte) error {
+	var raw struct{ Commands []batchEntry }
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	b.Commands = make([]Command, len(raw.Commands))
+	for i, e := range raw.Commands {
+		k, ok := kinds[e.Kind]
+		if !ok || e.Kind == KindBatch {
+			return fmt.Errorf("batch command %d: unknown or nested kind %d: upgrade warren on every manager", i, e.Kind)
+		}
+		c := k.new()
+		if err := json.Unmarshal(e.Command, c); err != nil {
+			return fmt.Errorf("batch command %d (%s): %v", i, e.Kind, err)
+		}
+		b.Commands[i] = c
+	}
+	return nil
+}
 
 // Kind implements Command.
 func (*CreateService) Kind() Kind { return KindCreateService }

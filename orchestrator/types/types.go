@@ -1,6 +1,7 @@
 package types
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -185,6 +186,10 @@ type Service struct {
 	// Swarm: "node.labels.KEY==VALUE", "node.labels.KEY!=VALUE",
 	// "node.hostname==NAME", "node.role==manager|worker", "node.id==ID".
 	Constraints []string `json:",omitempty"`
+	// ForceUpdate is raised by `service update --force-recreate`: tasks
+	// made under a lower value are replaced, as on any change of the
+	// task's spec (Swarm's ForceUpdate).
+	ForceUpdate uint64 `json:",omitempty"`
 }
 
 // UpdateConfig tunes how a service update rolls out.
@@ -261,7 +266,12 @@ type Container struct {
 	Mounts     []*VolumeMount
 	// Secrets are the IDs of the secrets the task's container gets at
 	// /run/secrets/NAME (its service's, when the task was made).
-	Secrets       []string `json:",omitempty"`
+	Secrets []string `json:",omitempty"`
+	// SecretVersions is the version of each secret (by ID) the task was
+	// made with; a secret missing from it is at version 1.
+	SecretVersions map[string]int `json:",omitempty"`
+	// ForceUpdate is its service's ForceUpdate when the task was made.
+	ForceUpdate   uint64 `json:",omitempty"`
 	HealthCheck   *HealthCheck
 	RestartPolicy *RestartPolicy
 	Resources     *ResourceRequirements
@@ -289,7 +299,52 @@ type Secret struct {
 	Data          []byte // encrypted with AES-256-GCM
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// Version is Data's version: `secret update` makes the next one. 0
+	// and 1 both mean the first.
+	Version int `json:",omitempty"`
+	// Previous are the older versions some task still uses (a task keeps
+	// the version it was made with), oldest first; a version no task
+	// uses is dropped.
+	Previous []*SecretVersion `json:",omitempty"`
 }
+
+// SecretVersion is an older value of a secret, still sealed.
+type SecretVersion struct {
+	Version   int
+	Data      []byte
+	CreatedAt time.Time
+}
+
+// CurrentVersion is the version of s.Data (1 for a secret never updated).
+func (s *Secret) CurrentVersion() int { return max(s.Version, 1) }
+
+// VersionData returns the sealed value of version v, and whether s still
+// has it.
+func (s *Secret) VersionData(v int) ([]byte, bool) {
+	if max(v, 1) == s.CurrentVersion() {
+		return s.Data, true
+	}
+	for _, p := range s.Previous {
+		if p.Version == v {
+			return p.Data, true
+		}
+	}
+	return nil, false
+}
+
+// SealedFor is what version v of secret id is sealed for (the associated
+// data of its encryption), so that one version's ciphertext does not open
+// as another's: the ID alone for the first version, as before versions
+// existed, and "ID@vN" after.
+func SealedFor(id string, v int) string {
+	if v <= 1 {
+		return id
+	}
+	return id + "@v" + strconv.Itoa(v)
+}
+
+// SecretVersionOf is the version of secret id task t was made with.
+func (t *Container) SecretVersionOf(id string) int { return max(t.SecretVersions[id], 1) }
 
 // Volume is persistent storage; a local volume belongs to one node.
 type Volume struct {
@@ -301,6 +356,11 @@ type Volume struct {
 	MountPath     string // host path
 	Options       map[string]string
 	CreatedAt     time.Time
+	Labels        map[string]string `json:",omitempty"`
+	// Size is the bytes its data takes on its node, as the node last
+	// measured it (at SizeAt; zero until then).
+	Size   int64     `json:",omitempty"`
+	SizeAt time.Time `json:",omitzero"`
 }
 
 // Network is an overlay network services attach to.
@@ -341,4 +401,13 @@ type Cluster struct {
 	// from the cluster ID and EncryptionSalt (orchestrator/secrets); empty
 	// until the first secret is made.
 	DataKey []byte `json:",omitempty"`
+	// PreviousDataKey is the data key a `secret rotate-key` in progress
+	// replaces, wrapped as DataKey: secrets not yet sealed again open
+	// with it. Empty once every secret is under DataKey.
+	PreviousDataKey []byte `json:",omitempty"`
+	// Autolock: the key-encryption key is not derived from the cluster
+	// ID but is a random key printed once at init (the unlock key), kept
+	// out of the state; a restarted manager serves no secret until
+	// `warren cluster unlock` gives it the key.
+	Autolock bool `json:",omitempty"`
 }
