@@ -113,6 +113,112 @@ var _ = Describe("Apply", func() {
 		)
 	})
 
+	When("deleting with force", func() {
+		It("stops the replicated services that mount the volume, in the same step", func() {
+			a, b := typestest.Service("svc-1", "db"), typestest.Service("svc-2", "other")
+			a.Replicas = 3
+			a.Volumes = []*types.VolumeMount{{Source: "db-data", Target: "/data"}}
+			must(&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "db-data", "")},
+				&fsm.CreateService{Service: a}, &fsm.CreateService{Service: b})
+			must(&fsm.DeleteVolume{ID: "vol-1", Force: true})
+			Expect(s.GetVolume("vol-1")).Error().To(MatchError(state.ErrNotFound))
+			Expect(s.GetService("svc-1")).To(HaveField("Replicas", 0))
+			Expect(s.GetService("svc-2")).To(HaveField("Replicas", b.Replicas))
+		})
+
+		It("refuses a volume a global service mounts, changing nothing", func() {
+			a, g := typestest.Service("svc-1", "db"), typestest.Service("svc-2", "agent")
+			a.Volumes = []*types.VolumeMount{{Source: "db-data", Target: "/data"}}
+			g.Mode, g.Replicas, g.Volumes = types.ModeGlobal, 0, a.Volumes
+			must(&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "db-data", "")},
+				&fsm.CreateService{Service: a}, &fsm.CreateService{Service: g})
+			err := apply(&fsm.DeleteVolume{ID: "vol-1", Force: true})
+			Expect(errors.Is(err, fsm.ErrInUse)).To(BeTrue())
+			Expect(err).To(MatchError(ContainSubstring("global service agent")))
+			Expect(s.GetVolume("vol-1")).NotTo(BeNil())
+			Expect(s.GetService("svc-1")).To(HaveField("Replicas", a.Replicas))
+		})
+
+		It("takes the secret out of the services that use it", func() {
+			a := typestest.Service("svc-1", "api")
+			a.Secrets = []string{"sec-1", "sec-2"}
+			must(&fsm.CreateSecret{Secret: typestest.Secret("sec-1", "db-password")},
+				&fsm.CreateSecret{Secret: typestest.Secret("sec-2", "api-key")},
+				&fsm.CreateService{Service: a})
+			must(&fsm.DeleteSecret{ID: "sec-1", Force: true})
+			Expect(s.GetSecret("sec-1")).Error().To(MatchError(state.ErrNotFound))
+			Expect(s.GetService("svc-1")).To(HaveField("Secrets", []string{"sec-2"}))
+		})
+	})
+
+	When("applying a batch", func() {
+		It("applies every command, in order", func() {
+			svc := typestest.Service("svc-1", "db")
+			svc.Volumes = []*types.VolumeMount{{Source: "db-data", Target: "/data"}}
+			must(&fsm.Batch{Commands: []fsm.Command{
+				&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "db-data", "")},
+				&fsm.CreateService{Service: svc},
+			}})
+			Expect(s.GetVolume("vol-1")).NotTo(BeNil())
+			Expect(s.GetService("svc-1")).NotTo(BeNil())
+		})
+
+		It("stores nothing when one command fails, naming it", func() {
+			must(&fsm.CreateService{Service: typestest.Service("svc-9", "web")})
+			err := apply(&fsm.Batch{Commands: []fsm.Command{
+				&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "db-data", "")},
+				&fsm.CreateService{Service: typestest.Service("svc-2", "web")},
+			}})
+			Expect(errors.Is(err, state.ErrNameTaken)).To(BeTrue())
+			Expect(err).To(MatchError(ContainSubstring("batch command 1 (CreateService)")))
+			Expect(s.GetVolume("vol-1")).Error().To(MatchError(state.ErrNotFound))
+		})
+	})
+
+	When("a secret has older versions", func() {
+		task := func(id string, v int, desired types.ContainerState) *types.Container {
+			t := typestest.Container(id, "svc-1", "node-1")
+			t.Secrets, t.DesiredState = []string{"sec-1"}, desired
+			if v > 1 {
+				t.SecretVersions = map[string]int{"sec-1": v}
+			}
+			return t
+		}
+		versions := func() []int {
+			GinkgoHelper()
+			sec, err := s.GetSecret("sec-1")
+			Expect(err).NotTo(HaveOccurred())
+			out := []int{}
+			for _, p := range sec.Previous {
+				out = append(out, p.Version)
+			}
+			return append(out, sec.CurrentVersion())
+		}
+		update := func(v int, previous ...int) {
+			GinkgoHelper()
+			sec := typestest.Secret("sec-1", "db-password")
+			sec.Version = v
+			for _, p := range previous {
+				sec.Previous = append(sec.Previous, &types.SecretVersion{Version: p, Data: []byte{byte(p)}})
+			}
+			must(&fsm.UpdateSecret{Secret: sec})
+		}
+
+		It("keeps a version while a task to run uses it, and drops it when none does", func() {
+			must(&fsm.RegisterNode{Node: typestest.Node("node-1")},
+				&fsm.CreateSecret{Secret: typestest.Secret("sec-1", "db-password")},
+				&fsm.PlanTasks{Upsert: []*types.Container{task("t-1", 1, types.ContainerRunning)}})
+			update(2, 1)
+			Expect(versions()).To(Equal([]int{1, 2}))
+			update(3, 1, 2)
+			Expect(versions()).To(Equal([]int{1, 3}), "no task uses version 2")
+			must(&fsm.PlanTasks{Upsert: []*types.Container{
+				task("t-1", 1, types.ContainerShutdown), task("t-2", 3, types.ContainerRunning),
+			}})
+			Expect(versions()).To(Equal([]int{3}), "the plan retired the last task of version 1")
+		})
+	})
+
 	When("deleting a node", func() {
 		BeforeEach(func() {
 			finished := typestest.Container("t-3", "svc-1", "node-1")

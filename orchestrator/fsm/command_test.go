@@ -40,13 +40,17 @@ func everyCommand() []fsm.Command {
 		},
 		&fsm.SetCluster{Cluster: typestest.Cluster("cluster-1")},
 		&fsm.DeleteNode{ID: "node-1"},
+		&fsm.Batch{Commands: []fsm.Command{
+			&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "data", "")},
+			&fsm.DeleteSecret{ID: "sec-1", Force: true},
+		}},
 	}
 }
 
 var _ = Describe("Encode and Decode", func() {
 	It("round-trip every kind of command", func() {
 		cmds := everyCommand()
-		Expect(cmds).To(HaveLen(int(fsm.KindDeleteNode)))
+		Expect(cmds).To(HaveLen(int(fsm.KindBatch)))
 		for i, c := range cmds {
 			Expect(c.Kind()).To(Equal(fsm.Kind(i+1)), "%T", c)
 			b, err := fsm.Encode(c)
@@ -75,6 +79,14 @@ var _ = Describe("Encode and Decode", func() {
 		Expect(fsm.KindPlanTasks).To(BeEquivalentTo(17))
 		Expect(fsm.KindSetCluster).To(BeEquivalentTo(18))
 		Expect(fsm.KindDeleteNode).To(BeEquivalentTo(19))
+		Expect(fsm.KindBatch).To(BeEquivalentTo(20))
+	})
+
+	It("refuse a batch inside a batch", func() {
+		_, err := fsm.Encode(&fsm.Batch{Commands: []fsm.Command{&fsm.Batch{}}})
+		Expect(err).To(MatchError(ContainSubstring("flatten it")))
+		_, err = fsm.Decode(append([]byte{fsm.Version, byte(fsm.KindBatch)}, `{"Commands":[{"Kind":20,"Command":{}}]}`...))
+		Expect(errors.Is(err, fsm.ErrFormat)).To(BeTrue())
 	})
 
 	It("names kinds", func() {

@@ -4,13 +4,17 @@
 // whose health check fails counts as failed), replace the tasks of lost or
 // drained nodes (except those pinned to their node by a local
 // volume, which wait for it), and place unscheduled tasks through the
-// scheduler. It is a pure function of the cluster, the time and a seeded
+// scheduler. A task whose spec is no longer its service's (a changed
+// image, command, environment, mounts, secrets... or a raised ForceUpdate)
+// is replaced, a few at a time as the service's UpdateConfig says: a
+// rolling update. It is a pure function of the cluster, the time and a seeded
 // random source; its decision is one fsm.PlanTasks.
 package reconciler
 
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +35,9 @@ type Cluster struct {
 	Tasks    []*types.Container
 	Nodes    []*types.Node
 	Volumes  []*types.Volume
+	// SecretVersions is each secret's current version, by ID: a new task
+	// is made with it.
+	SecretVersions map[string]int
 }
 
 // Result is one reconciliation's decision.
@@ -70,16 +77,18 @@ type run struct {
 	deletes []string
 	pins    []*types.Volume
 	wake    time.Time
+	secrets map[string]int
 }
 
 func newRun(c Cluster, now time.Time, r *rand.Rand) *run {
 	rc := &run{
 		now: now, rand: r,
-		nodes:  map[string]*types.Node{},
-		byName: map[string]*types.Volume{},
-		tasks:  map[string][]*types.Container{},
-		known:  map[string]bool{},
-		upsert: map[string]*types.Container{},
+		nodes:   map[string]*types.Node{},
+		byName:  map[string]*types.Volume{},
+		tasks:   map[string][]*types.Container{},
+		known:   map[string]bool{},
+		upsert:  map[string]*types.Container{},
+		secrets: c.SecretVersions,
 	}
 	for _, n := range sortedByID(c.Nodes) {
 		rc.nodes[n.ID] = n
@@ -155,6 +164,7 @@ func (rc *run) service(svc *types.Service) {
 		attempt int
 	}
 	var replace []replacement
+	var stale []*types.Container // running an old spec
 	for _, t := range current {
 		key := slotKey(svc, t)
 		if svc.Mode == types.ModeReplicated && (t.Slot < 1 || t.Slot > svc.Replicas) || occupied[key] != nil {
@@ -167,6 +177,9 @@ func (rc *run) service(svc *types.Service) {
 			t = rc.giveUp(t)
 		}
 		switch stay, again := rc.keep(svc, t); {
+		case stay && !ended(t) && outdated(svc, t):
+			stale = append(stale, t)
+			occupied[key] = t
 		case stay:
 			occupied[key] = t
 		case again:
@@ -175,6 +188,14 @@ func (rc *run) service(svc *types.Service) {
 		default:
 			rc.retire(t)
 		}
+	}
+
+	// A rolling update: replace outdated tasks while fewer than the
+	// update's parallelism of up-to-date ones are still starting.
+	for _, t := range rc.updateBatch(svc, current, stale) {
+		delete(occupied, slotKey(svc, t))
+		replace = append(replace, replacement{old: t, attempt: 0})
+		rc.retire(t)
 	}
 
 	var fresh []*types.Container
@@ -253,6 +274,87 @@ func (rc *run) keep(svc *types.Service, t *types.Container) (stay, replace bool)
 		return true, false
 	}
 	return false, true
+}
+
+// updateBatch picks the outdated tasks of svc to replace in this pass. An
+// update replaces UpdateConfig.Parallelism tasks at a time (1 without an
+// UpdateConfig; 0 means all at once, as in Swarm), counting the up-to-date
+// tasks that have not reached running yet, and waits UpdateConfig.Delay
+// after an up-to-date task started before it replaces more. A task not yet
+// placed is replaced at once: it runs nowhere.
+func (rc *run) updateBatch(svc *types.Service, current, stale []*types.Container) []*types.Container {
+	if len(stale) == 0 {
+		return nil
+	}
+	parallel, delay := 1, time.Duration(0)
+	if u := svc.UpdateConfig; u != nil {
+		parallel, delay = u.Parallelism, u.Delay
+	}
+	if parallel == 0 {
+		parallel = len(stale)
+	}
+	var batch []*types.Container
+	budget := parallel
+	for _, t := range current {
+		if outdated(svc, t) || ended(t) {
+			continue
+		}
+		if t.ActualState != types.ContainerRunning {
+			budget--
+			continue
+		}
+		if due := t.StartedAt.Add(delay); delay > 0 && rc.now.Before(due) {
+			budget = 0
+			if rc.wake.IsZero() || due.Before(rc.wake) {
+				rc.wake = due
+			}
+		}
+	}
+	for _, t := range stale {
+		switch {
+		case t.NodeID == "":
+			batch = append(batch, t)
+		case budget > 0:
+			batch = append(batch, t)
+			budget--
+		}
+	}
+	return batch
+}
+
+// outdated reports whether t was made from another spec than svc's: what
+// a task copies from its service differs, or ForceUpdate was raised. A
+// secret's new version alone does not make a task outdated: a new task
+// gets it, and `service update --force-recreate` makes them.
+func outdated(svc *types.Service, t *types.Container) bool {
+	return t.ForceUpdate != svc.ForceUpdate ||
+		t.Image != svc.Image ||
+		!slices.Equal(t.Command, svc.Command) ||
+		!slices.Equal(t.Args, svc.Args) ||
+		t.WorkingDir != svc.WorkingDir ||
+		t.User != svc.User ||
+		!slices.Equal(t.Env, svc.Env) ||
+		!slices.Equal(t.Secrets, svc.Secrets) ||
+		!sameItems(t.Ports, svc.Ports) ||
+		!sameItems(t.Mounts, svc.Volumes) ||
+		!samePtr(t.HealthCheck, svc.HealthCheck) ||
+		!samePtr(t.RestartPolicy, svc.RestartPolicy) ||
+		!samePtr(t.Resources, svc.Resources) ||
+		t.StopTimeout != svc.StopTimeout
+}
+
+// samePtr compares what two pointers point at (nil only equals nil).
+func samePtr[T any](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return reflect.DeepEqual(*a, *b)
+}
+
+// sameItems compares two slices of pointers element by element, an empty
+// slice equal to a nil one.
+func sameItems[T any](a, b []*T) bool {
+	return slices.EqualFunc(a, b, samePtr[T])
 }
 
 // restarts reports whether the policy restarts a task that ended like t.
@@ -371,6 +473,7 @@ func (rc *run) newTask(svc *types.Service, slot int, nodeID string, attempt int)
 		Ports:         svc.Ports,
 		Mounts:        svc.Volumes,
 		Secrets:       slices.Clone(svc.Secrets),
+		ForceUpdate:   svc.ForceUpdate,
 		HealthCheck:   svc.HealthCheck,
 		RestartPolicy: svc.RestartPolicy,
 		Resources:     svc.Resources,
@@ -378,6 +481,14 @@ func (rc *run) newTask(svc *types.Service, slot int, nodeID string, attempt int)
 		CreatedAt:     rc.now,
 		Slot:          slot,
 		Attempt:       attempt,
+	}
+	for _, id := range svc.Secrets {
+		if v := rc.secrets[id]; v > 1 {
+			if t.SecretVersions == nil {
+				t.SecretVersions = map[string]int{}
+			}
+			t.SecretVersions[id] = v
+		}
 	}
 	if svc.Mode == types.ModeGlobal {
 		t.ID = fmt.Sprintf("%s.%s.%016x", svc.Name, nodeID, rc.rand.Uint64())
@@ -535,6 +646,16 @@ func Snapshot(r state.Reader) (Cluster, error) {
 	if c.Nodes, err = r.ListNodes(); err != nil {
 		return c, err
 	}
-	c.Volumes, err = r.ListVolumes()
-	return c, err
+	if c.Volumes, err = r.ListVolumes(); err != nil {
+		return c, err
+	}
+	secrets, err := r.ListSecrets()
+	if err != nil {
+		return c, err
+	}
+	c.SecretVersions = map[string]int{}
+	for _, s := range secrets {
+		c.SecretVersions[s.ID] = s.CurrentVersion()
+	}
+	return c, nil
 }

@@ -497,3 +497,134 @@ var _ = Describe("Reconcile", func() {
 		Expect(mk()).To(Equal(mk()))
 	})
 })
+
+var _ = Describe("Rolling update", func() {
+	// images lists the images of the tasks meant to run, by slot.
+	images := func(w *world) map[int]string {
+		out := map[int]string{}
+		for _, t := range w.tasks() {
+			if t.DesiredState == types.ContainerRunning {
+				Expect(out).NotTo(HaveKey(t.Slot), "one task meant to run per slot")
+				out[t.Slot] = t.Image
+			}
+		}
+		return out
+	}
+	update := func(w *world, mut func(*types.Service)) {
+		GinkgoHelper()
+		s, err := w.store.GetService("svc-1")
+		Expect(err).NotTo(HaveOccurred())
+		mut(s)
+		w.apply(&fsm.UpdateService{Service: s})
+	}
+
+	It("replaces the tasks of a changed service one at a time, waiting the delay after each has started", func() {
+		w := newWorld("node-1", "node-2", "node-3")
+		w.apply(&fsm.CreateService{Service: service(3)}) // parallelism 1, delay 5s
+		w.settle()
+		update(w, func(s *types.Service) { s.Image = "nginx:1.28" })
+
+		for done := 1; done <= 3; done++ {
+			w.reconcile()
+			Expect(w.reconcile().Plan).To(BeNil(), "the new task has not started: nothing more is replaced")
+			n := 0
+			for _, img := range images(w) {
+				if img == "nginx:1.28" {
+					n++
+				}
+			}
+			Expect(n).To(Equal(done))
+			Expect(images(w)).To(HaveLen(3))
+			w.run()
+			res := w.reconcile()
+			if done < 3 {
+				Expect(res.Plan).To(BeNil(), "the delay after the last start has not passed")
+				Expect(res.Wake).To(Equal(w.now.Add(5 * time.Second)))
+				w.now = w.now.Add(5 * time.Second)
+			}
+		}
+		Expect(images(w)).To(Equal(map[int]string{1: "nginx:1.28", 2: "nginx:1.28", 3: "nginx:1.28"}))
+		for _, t := range w.tasks() {
+			if t.Image == "nginx:1.27" {
+				Expect(t.DesiredState).To(Equal(types.ContainerShutdown))
+			} else {
+				Expect(t.Attempt).To(Equal(0), "an update is not a restart")
+			}
+		}
+		Expect(w.reconcile().Plan).To(BeNil())
+	})
+
+	It("recreates every task at once when ForceUpdate is raised with parallelism 0, with the secrets' current versions", func() {
+		w := newWorld("node-1", "node-2")
+		sec := typestest.Secret("sec-1", "db-password")
+		w.apply(&fsm.CreateSecret{Secret: sec})
+		w.apply(&fsm.CreateService{Service: service(2, func(s *types.Service) {
+			s.Secrets = []string{"sec-1"}
+			s.UpdateConfig = &types.UpdateConfig{Parallelism: 0}
+		})})
+		w.settle()
+		before := w.tasks()
+
+		sec.Version = 2
+		sec.Previous = []*types.SecretVersion{{Version: 1, Data: sec.Data}}
+		w.apply(&fsm.UpdateSecret{Secret: sec})
+		Expect(w.reconcile().Plan).To(BeNil(), "a new version alone replaces nothing")
+		s, err := w.store.GetSecret("sec-1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Previous).To(HaveLen(1), "version 1 is kept while tasks use it")
+
+		update(w, func(s *types.Service) { s.ForceUpdate++ })
+		w.reconcile()
+		var fresh []*types.Container
+		for _, t := range w.tasks() {
+			if t.DesiredState == types.ContainerRunning {
+				fresh = append(fresh, t)
+			}
+		}
+		Expect(fresh).To(HaveLen(2))
+		for _, t := range fresh {
+			Expect(before).NotTo(ContainElement(HaveField("ID", t.ID)))
+			Expect(t.ForceUpdate).To(Equal(uint64(1)))
+			Expect(t.SecretVersionOf("sec-1")).To(Equal(2))
+		}
+		s, err = w.store.GetSecret("sec-1")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Previous).To(BeEmpty(), "no task to run uses version 1 any more")
+		w.run()
+		Expect(w.reconcile().Plan).To(BeNil())
+	})
+
+	It("replaces a global service's tasks on their own nodes", func() {
+		w := newWorld("node-1", "node-2")
+		w.apply(&fsm.CreateService{Service: service(0, func(s *types.Service) {
+			s.Mode = types.ModeGlobal
+			s.UpdateConfig = &types.UpdateConfig{Parallelism: 2}
+		})})
+		w.settle()
+		update(w, func(s *types.Service) { s.Env = []string{"A=1"} })
+		w.reconcile()
+		nodes := map[string]bool{}
+		for _, t := range w.tasks() {
+			if t.DesiredState == types.ContainerRunning {
+				Expect(t.Env).To(Equal([]string{"A=1"}))
+				nodes[t.NodeID] = true
+			}
+		}
+		Expect(nodes).To(Equal(map[string]bool{"node-1": true, "node-2": true}))
+	})
+
+	It("keeps a task pinned by its local volume on the volume's node through the update", func() {
+		w := newWorld("node-1", "node-2")
+		w.apply(&fsm.CreateService{Service: service(1, func(s *types.Service) {
+			s.Volumes = []*types.VolumeMount{{Source: "data", Target: "/data"}}
+		})})
+		w.settle()
+		v, err := w.store.GetVolumeByName("data")
+		Expect(err).NotTo(HaveOccurred())
+		update(w, func(s *types.Service) { s.ForceUpdate++ })
+		w.reconcile()
+		for _, t := range w.tasks() {
+			Expect(t.NodeID).To(Equal(v.NodeID))
+		}
+	})
+})
