@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
@@ -35,13 +34,21 @@ type SecretInfo struct {
 	Size      int       `json:"size"` // bytes of the value
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Version is the current version; Versions lists every version kept
+	// (older ones while a task uses them), oldest first.
+	Version  int   `json:"version"`
+	Versions []int `json:"versions"`
 	// UsedBy names the services that use it.
 	UsedBy []string `json:"used_by"`
 }
 
 func secretInfo(s *types.Secret, svcs []*types.Service) *SecretInfo {
 	info := &SecretInfo{ID: s.ID, Name: s.Name, Size: max(len(s.Data)-secrets.Overhead(), 0),
-		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, UsedBy: []string{}}
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, UsedBy: []string{}, Version: s.CurrentVersion()}
+	for _, p := range s.Previous {
+		info.Versions = append(info.Versions, p.Version)
+	}
+	info.Versions = append(info.Versions, s.CurrentVersion())
 	for _, svc := range svcs {
 		if slices.Contains(svc.Secrets, s.ID) {
 			info.UsedBy = append(info.UsedBy, svc.Name)
@@ -108,17 +115,12 @@ func serveSecrets(h *handler) {
 	})
 
 	h.handle("POST "+all, h.admin, func(w http.ResponseWriter, r *http.Request) error {
-		var spec SecretSpec
-		// Room for a value one byte over the limit (base64 in JSON), so
-		// that it is refused for its size, naming the limit.
-		if err := decodeBodyUpTo(w, r, &spec, (types.MaxSecretSize+3)*4/3+4096); err != nil {
+		spec, err := decodeSecretSpec(w, r)
+		if err != nil {
 			return err
 		}
 		if err := types.ValidateName(spec.Name); err != nil {
 			return fmt.Errorf("%w: secret name %q: %v", types.ErrInvalid, spec.Name, err)
-		}
-		if err := types.ValidateSecretData(spec.Data); err != nil {
-			return err
 		}
 		now := h.Clock.Now()
 		s := &types.Secret{ID: NewID(), Name: spec.Name, CreatedAt: now, UpdatedAt: now}
@@ -134,55 +136,98 @@ func serveSecrets(h *handler) {
 		return reply(w, http.StatusCreated, secretInfo(s, nil))
 	})
 
-	h.handle("DELETE "+one, h.admin, func(w http.ResponseWriter, r *http.Request) error {
-		force := r.URL.Query().Get("force") == "true"
-		type target struct {
-			secret *types.Secret
-			users  []*types.Service
+	// PUT makes the secret's next version: tasks made from now on get it,
+	// running ones keep theirs until they are replaced (`service update
+	// --force-recreate`), and a version no task uses any more is dropped.
+	h.handle("PUT "+one, h.admin, func(w http.ResponseWriter, r *http.Request) error {
+		spec, err := decodeSecretSpec(w, r)
+		if err != nil {
+			return err
 		}
-		t, err := view(r.Context(), h.Backend, false, func(rd state.Reader) (target, error) {
-			s, err := findSecret(rd, r.PathValue("key"))
-			if err != nil {
-				return target{}, err
-			}
-			svcs, err := rd.ListServices()
-			if err != nil {
-				return target{}, err
-			}
-			var users []*types.Service
-			for _, svc := range svcs {
-				if slices.Contains(svc.Secrets, s.ID) {
-					users = append(users, svc)
-				}
-			}
-			return target{s, users}, nil
+		old, err := view(r.Context(), h.Backend, false, func(rd state.Reader) (*types.Secret, error) {
+			return findSecret(rd, r.PathValue("key"))
 		})
 		if err != nil {
 			return err
 		}
-		if len(t.users) > 0 && !force {
-			var names []string
-			for _, u := range t.users {
-				names = append(names, u.Name)
-			}
-			return fmt.Errorf("%w: secret %s is used by service %s: remove it from them (or pass --force, which does)",
-				fsm.ErrInUse, t.secret.Name, strings.Join(names, ", "))
+		if spec.Name != "" && spec.Name != old.Name {
+			return fmt.Errorf("%w: the body names secret %q but %q is %s: a secret cannot be renamed; create a new one",
+				ErrBadRequest, spec.Name, r.PathValue("key"), old.Name)
 		}
-		// --force: the services lose the secret first (their tasks are
-		// not restarted: running ones keep the value they have).
-		for _, svc := range t.users {
-			svc.Secrets = slices.DeleteFunc(svc.Secrets, func(id string) bool { return id == t.secret.ID })
-			svc.UpdatedAt = h.Clock.Now()
-			if err := h.Backend.Apply(r.Context(), &fsm.UpdateService{Service: svc}); err != nil {
-				return fmt.Errorf("remove secret %s from service %s: %w", t.secret.Name, svc.Name, err)
-			}
+		next, err := nextSecretVersion(r.Context(), h, old, spec.Data)
+		clear(spec.Data)
+		if err != nil {
+			return err
 		}
-		if err := h.Backend.Apply(r.Context(), &fsm.DeleteSecret{ID: t.secret.ID}); err != nil {
+		if err := h.Backend.Apply(r.Context(), &fsm.UpdateSecret{Secret: next, IfVersion: old.CurrentVersion()}); err != nil {
+			return err
+		}
+		// As stored: the store dropped the versions no task uses.
+		info, err := view(r.Context(), h.Backend, false, func(rd state.Reader) (*SecretInfo, error) {
+			s, err := rd.GetSecret(old.ID)
+			if err != nil {
+				return nil, err
+			}
+			svcs, err := rd.ListServices()
+			return secretInfo(s, svcs), err
+		})
+		if err != nil {
+			return err
+		}
+		return reply(w, http.StatusOK, info)
+	})
+
+	h.handle("DELETE "+one, h.admin, func(w http.ResponseWriter, r *http.Request) error {
+		force := r.URL.Query().Get("force") == "true"
+		old, err := view(r.Context(), h.Backend, false, func(rd state.Reader) (*types.Secret, error) {
+			return findSecret(rd, r.PathValue("key"))
+		})
+		if err != nil {
+			return err
+		}
+		// --force takes it out of the services that use it in the same
+		// write (their tasks are not restarted: running ones keep the
+		// value they have).
+		err = h.Backend.Apply(r.Context(), &fsm.DeleteSecret{ID: old.ID, Force: force})
+		if errors.Is(err, fsm.ErrInUse) {
+			return fmt.Errorf("%w (or pass --force, which takes it out of them)", err)
+		}
+		if err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+}
+
+// decodeSecretSpec reads a secret's name and value from the body, and
+// checks the value.
+func decodeSecretSpec(w http.ResponseWriter, r *http.Request) (SecretSpec, error) {
+	var spec SecretSpec
+	// Room for a value one byte over the limit (base64 in JSON), so that
+	// it is refused for its size, naming the limit.
+	if err := decodeBodyUpTo(w, r, &spec, (types.MaxSecretSize+3)*4/3+4096); err != nil {
+		return spec, err
+	}
+	if err := types.ValidateSecretData(spec.Data); err != nil {
+		return spec, err
+	}
+	return spec, nil
+}
+
+// nextSecretVersion returns old with data sealed as its next version, the
+// current one kept among the previous (the store drops those no task
+// uses).
+func nextSecretVersion(ctx context.Context, h *handler, old *types.Secret, data []byte) (*types.Secret, error) {
+	next := types.Clone(old)
+	v := old.CurrentVersion() + 1
+	sealed, err := h.Backend.SealSecret(ctx, types.SealedFor(old.ID, v), data)
+	if err != nil {
+		return nil, err
+	}
+	next.Previous = append(next.Previous, &types.SecretVersion{Version: old.CurrentVersion(), Data: old.Data, CreatedAt: old.UpdatedAt})
+	next.Data, next.Version, next.UpdatedAt = sealed, v, h.Clock.Now()
+	return next, nil
 }
 
 // CreateSecret creates the secret name with value data, sealed by the
@@ -201,6 +246,13 @@ func (c *Client) ListSecrets(ctx context.Context, stale bool) ([]*SecretInfo, er
 // GetSecret describes the secret with ID or name key, without its value.
 func (c *Client) GetSecret(ctx context.Context, key string) (*SecretInfo, error) {
 	return fetch[*SecretInfo](ctx, c, get(recordsPath(types.KindSecret)+"/"+url.PathEscape(key), nil))
+}
+
+// UpdateSecret makes data the next version of the secret with ID or name
+// key, and returns what the API tells of it.
+func (c *Client) UpdateSecret(ctx context.Context, key string, data []byte) (*SecretInfo, error) {
+	// Not retry-safe: sent twice, it would make two versions.
+	return fetch[*SecretInfo](ctx, c, send(http.MethodPut, recordsPath(types.KindSecret)+"/"+url.PathEscape(key), &SecretSpec{Data: data}, false))
 }
 
 // DeleteSecret deletes the secret with ID or name key. One a service uses

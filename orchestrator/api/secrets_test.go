@@ -110,4 +110,47 @@ var _ = Describe("Secrets", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(after.Secrets).To(BeEmpty())
 	})
+
+	It("make a new version on update, sealed for that version, keeping the one a task uses", func() {
+		info, err := client.CreateSecret(ctx, "db-password", []byte("first"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.Version).To(Equal(1))
+		t := typestest.Container("t-1", "svc-1", "")
+		t.Secrets = []string{info.ID}
+		Expect(srv.backend.Apply(ctx, &fsm.PlanTasks{Upsert: []*types.Container{t}})).To(Succeed())
+
+		up, err := client.UpdateSecret(ctx, "db-password", []byte("second!"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(up.Version).To(Equal(2))
+		Expect(up.Versions).To(Equal([]int{1, 2}))
+		Expect(up.Size).To(Equal(7))
+
+		stored, err := srv.backend.store.GetSecret(info.ID)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(fakeKeys.Open(types.SealedFor(info.ID, 2), stored.Data)).To(Equal([]byte("second!")))
+		_, err = fakeKeys.Open(info.ID, stored.Data)
+		Expect(err).To(HaveOccurred(), "version 2 does not open as version 1")
+		old, ok := stored.VersionData(1)
+		Expect(ok).To(BeTrue())
+		Expect(fakeKeys.Open(info.ID, old)).To(Equal([]byte("first")))
+
+		up, err = client.UpdateSecret(ctx, info.ID, []byte("third"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(up.Versions).To(Equal([]int{1, 3}), "no task uses version 2")
+	})
+
+	DescribeTable("refuse a bad update, changing nothing",
+		func(key string, data []byte, message string) {
+			_, err := client.CreateSecret(ctx, "db-password", []byte("first"))
+			Expect(err).NotTo(HaveOccurred())
+			_, err = client.UpdateSecret(ctx, key, data)
+			Expect(err).To(MatchError(ContainSubstring(message)))
+			got, err := client.GetSecret(ctx, "db-password")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got.Version).To(Equal(1))
+		},
+		Entry("an empty value", "db-password", []byte{}, "empty"),
+		Entry("a value over 1 MiB", "db-password", make([]byte, types.MaxSecretSize+1), "MiB"),
+		Entry("a secret that does not exist", "nope", []byte("x"), "no secret"),
+	)
 })

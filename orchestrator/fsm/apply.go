@@ -58,7 +58,7 @@ func ApplyTx(tx state.Tx, c Command) error {
 	case *CreateSecret:
 		return create(tx, c.Secret, tx.UpdateSecret)
 	case *UpdateSecret:
-		return updateSecret(tx, c.Secret)
+		return updateSecret(tx, c.Secret, c.IfVersion)
 	case *DeleteSecret:
 		return deleteSecret(tx, c.ID, c.Force)
 	case *CreateNetwork:
@@ -307,14 +307,17 @@ func deleteSecret(tx state.Tx, id string, force bool) error {
 
 // updateSecret replaces a secret, dropping the older versions no task
 // that runs or is to run was made with.
-func updateSecret(tx state.Tx, s *types.Secret) error {
+func updateSecret(tx state.Tx, s *types.Secret, ifVersion int) error {
 	if s == nil {
 		return fmt.Errorf("%w: update without a record", types.ErrInvalid)
 	}
-	if ok, err := tx.Has(s.Kind(), s.ID); err != nil {
+	old, err := tx.GetSecret(s.ID)
+	if err != nil {
 		return err
-	} else if !ok {
-		return &state.NotFoundError{Kind: s.Kind(), Key: s.ID}
+	}
+	if ifVersion > 0 && old.CurrentVersion() != ifVersion {
+		return fmt.Errorf("%w: secret %s is at version %d, not %d: another write changed it meanwhile; try again",
+			ErrConflict, old.Name, old.CurrentVersion(), ifVersion)
 	}
 	if len(s.Previous) > 0 {
 		used, err := secretVersionsInUse(tx, map[string]bool{s.ID: true})

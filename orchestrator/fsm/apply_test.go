@@ -217,6 +217,16 @@ var _ = Describe("Apply", func() {
 			}})
 			Expect(versions()).To(Equal([]int{3}), "the plan retired the last task of version 1")
 		})
+
+		It("refuses an update made from a version that is no longer the secret's", func() {
+			must(&fsm.CreateSecret{Secret: typestest.Secret("sec-1", "db-password")})
+			next := typestest.Secret("sec-1", "db-password")
+			next.Version = 2
+			must(&fsm.UpdateSecret{Secret: next, IfVersion: 1})
+			err := apply(&fsm.UpdateSecret{Secret: next, IfVersion: 1})
+			Expect(errors.Is(err, fsm.ErrConflict)).To(BeTrue())
+			Expect(err).To(MatchError(ContainSubstring("is at version 2, not 1")))
+		})
 	})
 
 	When("deleting a node", func() {

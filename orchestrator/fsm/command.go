@@ -111,8 +111,13 @@ type DeleteVolume struct {
 type CreateSecret struct{ Secret *types.Secret }
 
 // UpdateSecret replaces an existing secret. Older versions no task
-// running or to run uses are dropped from it.
-type UpdateSecret struct{ Secret *types.Secret }
+// running or to run uses are dropped from it. With IfVersion set, the
+// stored secret must still be at that version (ErrConflict otherwise), so
+// that two writers that read the same version cannot lose one's write.
+type UpdateSecret struct {
+	Secret    *types.Secret
+	IfVersion int `json:",omitempty"`
+}
 
 // DeleteSecret removes a secret no service uses. With Force, it is first
 // taken out of the services that use it, in the same step (their running

@@ -17,7 +17,7 @@ func newSecretCommand(opts *Options) *cobra.Command {
 		Use:   "secret",
 		Short: "Create, list, inspect and delete secrets (values are encrypted, and never shown)",
 	}
-	cmd.AddCommand(newSecretCreateCommand(opts), newSecretLsCommand(opts), newSecretInspectCommand(opts), newSecretRmCommand(opts))
+	cmd.AddCommand(newSecretCreateCommand(opts), newSecretUpdateCommand(opts), newSecretLsCommand(opts), newSecretInspectCommand(opts), newSecretRmCommand(opts))
 	return cmd
 }
 
@@ -53,6 +53,42 @@ func newSecretCreateCommand(opts *Options) *cobra.Command {
 	return cmd
 }
 
+func newSecretUpdateCommand(opts *Options) *cobra.Command {
+	var literal, file string
+	var stdin bool
+	cmd := &cobra.Command{
+		Use:   "update SECRET (--from-literal KEY=VALUE | --from-file PATH | --from-stdin)",
+		Short: "Make a secret's next version; tasks get it when replaced (service update --force-recreate)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := secretValue(cmd.InOrStdin(), literal, file, stdin)
+			if err != nil {
+				return err
+			}
+			defer clear(data)
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			info, err := client.UpdateSecret(cmd.Context(), args[0], data)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: version %d\n", info.Name, info.Version)
+			if len(info.UsedBy) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "running tasks keep their version: run `warren service update SERVICE --force-recreate` for %s\n",
+					strings.Join(info.UsedBy, ", "))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&literal, "from-literal", "", "the value, as `KEY=VALUE` (the secret holds VALUE)")
+	fl.StringVar(&file, "from-file", "", "read the value from `PATH`")
+	fl.BoolVar(&stdin, "from-stdin", false, "read the value from standard input")
+	return cmd
+}
+
 // secretValue is the value the flags give, exactly one of them.
 func secretValue(in io.Reader, literal, file string, stdin bool) ([]byte, error) {
 	given := 0
@@ -62,7 +98,7 @@ func secretValue(in io.Reader, literal, file string, stdin bool) ([]byte, error)
 		}
 	}
 	if given != 1 {
-		return nil, fmt.Errorf("cli: secret create needs exactly one of --from-literal KEY=VALUE, --from-file PATH and --from-stdin")
+		return nil, fmt.Errorf("cli: give exactly one of --from-literal KEY=VALUE, --from-file PATH and --from-stdin")
 	}
 	var data []byte
 	switch {
@@ -139,7 +175,9 @@ func newSecretInspectCommand(opts *Options) *cobra.Command {
 			}
 			return printObject(cmd.OutOrStdout(), opts.Output, s, []field{
 				{"Name", s.Name}, {"ID", s.ID}, {"Size", fmt.Sprintf("%d bytes", s.Size)},
-				{"Created", s.CreatedAt.UTC().Format(time.DateTime)}, {"Used By", used},
+				{"Version", versions(s.Version, s.Versions)},
+				{"Created", s.CreatedAt.UTC().Format(time.DateTime)}, {"Updated", s.UpdatedAt.UTC().Format(time.DateTime)},
+				{"Used By", used},
 			})
 		},
 	}
@@ -158,16 +196,41 @@ func newSecretRmCommand(opts *Options) *cobra.Command {
 				return err
 			}
 			for _, a := range args {
+				var users []string
+				if force {
+					info, err := client.GetSecret(cmd.Context(), a)
+					if err != nil {
+						return err
+					}
+					users = info.UsedBy
+				}
 				if err := client.DeleteSecret(cmd.Context(), a, force); err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), a)
+				if len(users) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "removed from service %s (running tasks keep it until they are replaced)\n", strings.Join(users, ", "))
+				}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "remove the secret from the services that use it first (their running tasks keep it until replaced)")
 	return cmd
+}
+
+// versions prints a secret's version, with the older ones still kept.
+func versions(current int, kept []int) string {
+	if len(kept) <= 1 {
+		return fmt.Sprint(current)
+	}
+	var old []string
+	for _, v := range kept {
+		if v != current {
+			old = append(old, fmt.Sprint(v))
+		}
+	}
+	return fmt.Sprintf("%d (older kept for running tasks: %s)", current, strings.Join(old, ", "))
 }
 
 // humanSize prints a byte count as the storage guide does: 23B, 1.2KB.

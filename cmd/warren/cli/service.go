@@ -18,7 +18,7 @@ func newServiceCommand(opts *Options) *cobra.Command {
 		Short: "Create, list, inspect and remove services",
 	}
 	cmd.AddCommand(newServiceCreateCommand(opts), newServiceLsCommand(opts), newServiceInspectCommand(opts),
-		newServicePsCommand(opts), newServiceRmCommand(opts), newServiceLogsCommand(opts))
+		newServicePsCommand(opts), newServiceRmCommand(opts), newServiceLogsCommand(opts), newServiceUpdateCommand(opts))
 	return cmd
 }
 
@@ -232,9 +232,10 @@ func newServicePsCommand(opts *Options) *cobra.Command {
 
 func newServiceRmCommand(opts *Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "rm SERVICE...",
-		Short: "Remove services (by name or ID); their tasks are stopped",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     "rm SERVICE...",
+		Aliases: []string{"delete"},
+		Short:   "Remove services (by name or ID); their tasks are stopped",
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := newAPIClient(opts)
 			if err != nil {
