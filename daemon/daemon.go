@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -57,9 +58,15 @@ type Config struct {
 	// nodes renew theirs once a third of it is left.
 	CertValidity time.Duration
 	// Timing of raft and Dispatcher liveness; defaults when zero.
-	Timing     wraft.Timing
-	Dispatcher dispatcher.Config
-	Log        *slog.Logger
+	Timing wraft.Timing
+	// SnapshotThreshold and SnapshotInterval tune a manager's raft
+	// snapshots (raft's defaults, 8192 entries checked every two minutes,
+	// when zero); the environment's WARREN_RAFT_SNAPSHOT_THRESHOLD and
+	// WARREN_RAFT_SNAPSHOT_INTERVAL (a duration) set them too.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	Dispatcher        dispatcher.Config
+	Log               *slog.Logger
 	// Ready, when set, is called once the node serves (tests, and the CLI
 	// to print what to do next).
 	Ready func(*Node)
@@ -79,6 +86,20 @@ func (c *Config) defaults() {
 	}
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
+	}
+	if v := os.Getenv("WARREN_RAFT_SNAPSHOT_THRESHOLD"); c.SnapshotThreshold == 0 && v != "" {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			c.SnapshotThreshold = n
+		} else {
+			c.Log.Warn("ignoring WARREN_RAFT_SNAPSHOT_THRESHOLD: not a whole number", "value", v)
+		}
+	}
+	if v := os.Getenv("WARREN_RAFT_SNAPSHOT_INTERVAL"); c.SnapshotInterval == 0 && v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			c.SnapshotInterval = d
+		} else {
+			c.Log.Warn("ignoring WARREN_RAFT_SNAPSHOT_INTERVAL: not a duration such as 5s", "value", v)
+		}
 	}
 }
 
@@ -480,6 +501,7 @@ func (n *Node) startManager(ctx context.Context, first func(*manager) error) err
 	m, err := openManager(ctx, n.dir, n.id, n.creds, managerConfig{
 		Timing: n.cfg.Timing, Dispatcher: n.cfg.Dispatcher, Log: n.cfg.Log, ForceNewCluster: n.cfg.forceNewCluster,
 		CertValidity: n.cfg.CertValidity, Local: n.logs,
+		SnapshotThreshold: n.cfg.SnapshotThreshold, SnapshotInterval: n.cfg.SnapshotInterval,
 	})
 	if err != nil {
 		return err

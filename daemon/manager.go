@@ -55,24 +55,29 @@ type manager struct {
 	// (pki.LeafValidFor when 0).
 	certValidity time.Duration
 	// mu makes a token rotation's read and write of the cluster record
-	// one step on this leader.
+	// one step on this leader; secrets are sealed, and their writes
+	// checked, under it too (secretkeys.go).
 	mu sync.Mutex
-	// keys is the secrets keyring opened from the wrapped data key keysOf
-	// (cachedKeyring).
-	keysMu sync.Mutex
-	keys   *secrets.Keyring
-	keysOf []byte
+	// keys is the secrets keyring opened from the wrapped data keys keysOf
+	// (cachedKeyring). unlockKey is an autolocked cluster's KEK, held in
+	// memory only, nil until `warren cluster unlock` (or init) gives it.
+	keysMu    sync.Mutex
+	keys      *secrets.Keyring
+	keysOf    []byte
+	unlockKey []byte
 }
 
 var _ api.Backend = (*manager)(nil)
 
 // managerConfig is what starting a manager needs beyond its identity.
 type managerConfig struct {
-	Timing          wraft.Timing
-	Dispatcher      dispatcher.Config
-	Log             *slog.Logger
-	ForceNewCluster bool
-	CertValidity    time.Duration
+	Timing            wraft.Timing
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	Dispatcher        dispatcher.Config
+	Log               *slog.Logger
+	ForceNewCluster   bool
+	CertValidity      time.Duration
 	// Local serves this node's task logs.
 	Local api.NodeBackend
 }
@@ -93,14 +98,16 @@ func openManager(ctx context.Context, dir string, id *Identity, creds *credentia
 	_, _ = rand.Read(seed[:])
 	m.loop = newLoop(nil, m.clock, cfg.Dispatcher, cfg.Log.With("part", "leader"), binary.LittleEndian.Uint64(seed[:]))
 	node, err := wraft.Open(wraft.Config{
-		ID:              id.NodeID,
-		DataDir:         dir,
-		Bind:            id.RaftAddr,
-		ServerTLS:       pki.ServerConfig(pool, nil, pki.Current(creds.current), pki.RequireRole(pki.RoleManager)),
-		ClientTLS:       pki.ClientConfig(pool, nil, pki.Current(creds.current), pki.RequireRole(pki.RoleManager)),
-		Timing:          cfg.Timing,
-		LogOutput:       slogWriter{cfg.Log.With("part", "raft")},
-		ForceNewCluster: cfg.ForceNewCluster,
+		ID:                id.NodeID,
+		DataDir:           dir,
+		Bind:              id.RaftAddr,
+		ServerTLS:         pki.ServerConfig(pool, nil, pki.Current(creds.current), pki.RequireRole(pki.RoleManager)),
+		ClientTLS:         pki.ClientConfig(pool, nil, pki.Current(creds.current), pki.RequireRole(pki.RoleManager)),
+		Timing:            cfg.Timing,
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		SnapshotInterval:  cfg.SnapshotInterval,
+		LogOutput:         slogWriter{cfg.Log.With("part", "raft")},
+		ForceNewCluster:   cfg.ForceNewCluster,
 		OnApply: func(index uint64, c fsm.Command) {
 			m.loop.onApply(index, c)
 			m.events.publish(index, c)
@@ -123,7 +130,7 @@ func openManager(ctx context.Context, dir string, id *Identity, creds *credentia
 // endpoints of this node.
 func (m *manager) serve() error {
 	h := api.NewHandler(api.HandlerConfig{
-		Backend: m, Clock: m.clock, Log: m.log.With("part", "api"), RoleOf: roleOf, Node: m.local,
+		Backend: apiBackend{m}, Clock: m.clock, Log: m.log.With("part", "api"), RoleOf: roleOf, Node: m.local,
 	})
 	srv, err := startServer(m.id.APIAddr, serverTLS(m.creds, pki.AllowNoClientCert(), pki.PresentCA(m.creds.ca.Cert)), h, m.log)
 	if err != nil {

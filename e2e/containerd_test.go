@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +41,7 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		client  *api.Client
 		ctrd    *containerd.Client
 		ctx     context.Context
+		root    string
 	)
 	BeforeEach(func(sctx SpecContext) {
 		dir, err := os.MkdirTemp("", "ctd")
@@ -51,7 +58,12 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		DeferCleanup(ctrd.Close)
 		ctx = namespaces.WithNamespace(context.Background(), wctd.DefaultNamespace)
 
-		cluster, err = proc.StartCluster(sctx, proc.Config{Bin: warrenBin, Root: GinkgoT().TempDir(), Managers: 1,
+		// Raft snapshots every 16 entries, checked each second, so that a
+		// spec's writes make some (the no-plaintext spec reads them).
+		GinkgoT().Setenv("WARREN_RAFT_SNAPSHOT_THRESHOLD", "16")
+		GinkgoT().Setenv("WARREN_RAFT_SNAPSHOT_INTERVAL", "1s")
+		root = GinkgoT().TempDir()
+		cluster, err = proc.StartCluster(sctx, proc.Config{Bin: warrenBin, Root: root, Managers: 1,
 			LogLevel: "info", Runtime: []string{"--runtime", "containerd", "--containerd", ctd.Address,
 				"--bridge", ctdtest.NetworkE2E.Bridge, "--subnet", ctdtest.NetworkE2E.Subnet}})
 		Expect(err).NotTo(HaveOccurred())
@@ -188,6 +200,54 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		Expect(filesContaining(filepath.Dir(ctd.Address), value)).To(BeEmpty(), "nor containerd's root and state")
 	})
 
+	It("writes no secret's plaintext to any disk: state, raft log and snapshots, backups, the node's files, logs", func(sctx SpecContext) {
+		at := []string{m.APIAddr}
+		values := []string{randomValue(), randomValue()}
+		_, err := m.CLI(sctx, at, "secret", "create", "db-password", "--from-literal", "password="+values[0])
+		Expect(err).NotTo(HaveOccurred())
+		_, err = m.CLI(sctx, at, "service", "create", "vault", "--image", testimage.DefaultName, "--secret", "db-password",
+			"--", "sh", "-c", `sha256sum /run/secrets/db-password; `+testimage.Cmd[2])
+		Expect(err).NotTo(HaveOccurred())
+		first := running("vault", 1)
+		digest := func(v string) string { sum := sha256.Sum256([]byte(v)); return hex.EncodeToString(sum[:]) }
+		Eventually(func() (string, error) { return m.CLI(sctx, at, "service", "logs", "vault") }).WithTimeout(30 * time.Second).
+			Should(ContainSubstring(digest(values[0])))
+
+		By("a second version, rolled out with --force-recreate")
+		_, err = m.CLI(sctx, at, "secret", "update", "db-password", "--from-literal", "password="+values[1])
+		Expect(err).NotTo(HaveOccurred())
+		_, err = m.CLI(sctx, at, "service", "update", "vault", "--force-recreate")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []string { return ids(tasks("vault")) }).WithTimeout(60 * time.Second).ShouldNot(Equal(ids(first)))
+		running("vault", 1)
+		Eventually(func() (string, error) { return m.CLI(sctx, at, "service", "logs", "vault") }).WithTimeout(30 * time.Second).
+			Should(ContainSubstring(digest(values[1])))
+
+		By("enough writes for raft to take snapshots, then a backup")
+		for i := range 40 {
+			svc := &types.Service{Name: fmt.Sprintf("filler-%d", i), Image: testimage.DefaultName, Mode: types.ModeReplicated, DeployStrategy: types.DeployRolling}
+			_, err := client.CreateService(ctx, svc)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		Eventually(func() []string { return filesNamed(m.DataDir, "state.bin") }).WithTimeout(30*time.Second).ShouldNot(BeEmpty(),
+			"raft took a snapshot")
+		backup := filepath.Join(root, "backup.tar.gz")
+		_, err = m.CLI(sctx, at, "cluster", "backup", "--output", backup)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("no file holds either value, in clear, base64 or hex, gzip and tar opened")
+		var needles [][]byte
+		for _, v := range values {
+			needles = append(needles, []byte(v), []byte(base64.StdEncoding.EncodeToString([]byte(v))), []byte(hex.EncodeToString([]byte(v))))
+		}
+		for _, dir := range []string{m.DataDir, root, filepath.Dir(ctd.Address)} {
+			Expect(filesHolding(dir, needles...)).To(BeEmpty(), "under %s", dir)
+		}
+		By("while the same search finds the secret's name in the snapshot and in the backup's state")
+		Expect(filesHolding(m.DataDir, []byte("db-password"))).To(ContainElement(HaveSuffix("state.bin")))
+		Expect(filesHolding(backup, []byte("db-password"))).To(ContainElement(backup + ":" + backupStateName))
+	})
+
 	It("reports a task it cannot run with an error a user can act on", func(sctx SpecContext) {
 		_, err := m.CLI(sctx, []string{m.APIAddr}, "service", "create", "ghost", "--image", "warren/not-loaded:1", "--restart-condition", "none")
 		Expect(err).NotTo(HaveOccurred())
@@ -200,6 +260,71 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 })
 
 // filesContaining lists the regular files under dir whose bytes contain s.
+// backupStateName is the state's name inside a backup.
+const backupStateName = "warren.db"
+
+// randomValue is a secret value no file can hold by chance.
+func randomValue() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "v-" + hex.EncodeToString(b)
+}
+
+// filesNamed lists the files called name under dir.
+func filesNamed(dir, name string) []string {
+	var out []string
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == name {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// filesHolding lists the files under root (a directory or a file) that
+// hold any of needles. A gzip file is searched unpacked, and each member
+// of a tar on its own, named FILE:MEMBER.
+func filesHolding(root string, needles ...[]byte) []string {
+	GinkgoHelper()
+	var out []string
+	var search func(name string, data []byte)
+	search = func(name string, data []byte) {
+		if len(data) > 2 && data[0] == 0x1f && data[1] == 0x8b {
+			if zr, err := gzip.NewReader(bytes.NewReader(data)); err == nil {
+				if unpacked, err := io.ReadAll(zr); err == nil {
+					data = unpacked
+				}
+			}
+		}
+		tr := tar.NewReader(bytes.NewReader(data))
+		if h, err := tr.Next(); err == nil {
+			for ; err == nil; h, err = tr.Next() {
+				member, _ := io.ReadAll(tr)
+				search(name+":"+h.Name, member)
+			}
+			return
+		}
+		for _, n := range needles {
+			if bytes.Contains(data, n) {
+				out = append(out, name)
+				return
+			}
+		}
+	}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil // gone meanwhile, or a socket, a fifo
+		}
+		if b, err := os.ReadFile(p); err == nil {
+			search(p, b)
+		}
+		return nil
+	})
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
 func filesContaining(dir, s string) []string {
 	GinkgoHelper()
 	var out []string
