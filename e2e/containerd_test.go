@@ -44,39 +44,9 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 		root    string
 	)
 	BeforeEach(func(sctx SpecContext) {
-		dir, err := os.MkdirTemp("", "ctd")
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(os.RemoveAll, dir)
-		ctd, err = ctdtest.Start(dir)
-		Expect(err).NotTo(HaveOccurred())
-		// Cleanups run last first: the nodes go, then containerd's
-		// containers, then the network.
-		DeferCleanup(func() { Expect(ctdtest.NetworkE2E.Remove()).To(Succeed()) })
-		DeferCleanup(func() { Expect(ctd.Stop()).To(Succeed()) })
-		ctrd, err = containerd.New(ctd.Address)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(ctrd.Close)
+		n := startNode(sctx, testimage.Options{})
+		ctd, cluster, m, client, ctrd, root = n.ctd, n.cluster, n.m, n.client, n.ctrd, n.root
 		ctx = namespaces.WithNamespace(context.Background(), wctd.DefaultNamespace)
-
-		// Raft snapshots every 16 entries, checked each second, so that a
-		// spec's writes make some (the no-plaintext spec reads them).
-		GinkgoT().Setenv("WARREN_RAFT_SNAPSHOT_THRESHOLD", "16")
-		GinkgoT().Setenv("WARREN_RAFT_SNAPSHOT_INTERVAL", "1s")
-		root = GinkgoT().TempDir()
-		cluster, err = proc.StartCluster(sctx, proc.Config{Bin: warrenBin, Root: root, Managers: 1,
-			LogLevel: "info", Runtime: []string{"--runtime", "containerd", "--containerd", ctd.Address,
-				"--bridge", ctdtest.NetworkE2E.Bridge, "--subnet", ctdtest.NetworkE2E.Subnet}})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(cluster.Kill)
-		m = cluster.Managers[0]
-		client, err = cluster.Client()
-		Expect(err).NotTo(HaveOccurred())
-
-		archive := filepath.Join(GinkgoT().TempDir(), "busybox.tar")
-		Expect(testimage.WriteFile(archive, testimage.Options{})).To(Succeed())
-		out, err := m.CLI(sctx, []string{m.APIAddr}, "image", "load", "--containerd", ctd.Address, archive)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(out).To(Equal("Loaded image " + testimage.DefaultName + "\n"))
 	})
 
 	// tasks returns the service's tasks that should run, by ID.
@@ -260,6 +230,63 @@ var _ = Describe("A node running real containers", Label("integ"), func() {
 })
 
 // filesContaining lists the regular files under dir whose bytes contain s.
+// node is a one-node cluster on its own containerd, as startNode made it.
+type node struct {
+	ctd     *ctdtest.Daemon
+	cluster *proc.Cluster
+	m       *proc.Manager
+	client  *api.Client
+	ctrd    *containerd.Client
+	root    string // the cluster's directory: data dir, logs
+}
+
+// startNode starts containerd, then a node (manager and worker) running
+// its tasks there, and loads the test image into it under each name
+// given (testimage.DefaultName when none); cleanups stop them all.
+func startNode(sctx SpecContext, images ...testimage.Options) *node {
+	GinkgoHelper()
+	dir, err := os.MkdirTemp("", "ctd")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	n := &node{}
+	n.ctd, err = ctdtest.Start(dir)
+	Expect(err).NotTo(HaveOccurred())
+	// Cleanups run last first: the nodes go, then containerd's
+	// containers, then the network.
+	DeferCleanup(func() { Expect(ctdtest.NetworkE2E.Remove()).To(Succeed()) })
+	DeferCleanup(func() { Expect(n.ctd.Stop()).To(Succeed()) })
+	n.ctrd, err = containerd.New(n.ctd.Address)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(n.ctrd.Close)
+
+	// Raft snapshots every 16 entries, checked each second, so that a
+	// spec's writes make some (the no-plaintext spec reads them).
+	GinkgoT().Setenv("WARREN_RAFT_SNAPSHOT_THRESHOLD", "16")
+	GinkgoT().Setenv("WARREN_RAFT_SNAPSHOT_INTERVAL", "1s")
+	n.root = GinkgoT().TempDir()
+	n.cluster, err = proc.StartCluster(sctx, proc.Config{Bin: warrenBin, Root: n.root, Managers: 1,
+		LogLevel: "info", Runtime: []string{"--runtime", "containerd", "--containerd", n.ctd.Address,
+			"--bridge", ctdtest.NetworkE2E.Bridge, "--subnet", ctdtest.NetworkE2E.Subnet}})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(n.cluster.Kill)
+	n.m = n.cluster.Managers[0]
+	n.client, err = n.cluster.Client()
+	Expect(err).NotTo(HaveOccurred())
+
+	for i, o := range images {
+		archive := filepath.Join(GinkgoT().TempDir(), fmt.Sprintf("image-%d.tar", i))
+		Expect(testimage.WriteFile(archive, o)).To(Succeed())
+		out, err := n.m.CLI(sctx, []string{n.m.APIAddr}, "image", "load", "--containerd", n.ctd.Address, archive)
+		Expect(err).NotTo(HaveOccurred())
+		name := o.Name
+		if name == "" {
+			name = testimage.DefaultName
+		}
+		Expect(out).To(Equal("Loaded image " + name + "\n"))
+	}
+	return n
+}
+
 // backupStateName is the state's name inside a backup.
 const backupStateName = "warren.db"
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +70,38 @@ func NewRootCommand(getenv func(string) string) *cobra.Command {
 		newClusterCommand(opts), newStartCommand(opts),
 		newJoinCommand(opts, "manager"), newJoinCommand(opts, "worker"),
 		newNodeCommand(opts), newServiceCommand(opts), newImageCommand(opts), newSecretCommand(opts))
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group below the root (warren
+// secret, warren volume...) fail on a subcommand it does not have, as the
+// root does: cobra would print the group's help and exit 0, so that a
+// script running `warren secret export` would think it worked.
+func refuseUnknownSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		refuseUnknownSubcommands(c)
+		if !c.HasSubCommands() || c.Runnable() {
+			continue
+		}
+		c.Args = cobra.ArbitraryArgs
+		// `warren secret export --all --output F`: the command is what
+		// is wrong, not the flags, which belong to it.
+		c.DisableFlagParsing = true
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			for _, a := range args {
+				if !strings.HasPrefix(a, "-") {
+					return fmt.Errorf("unknown command %q for %q: run `%s --help` for its commands", a, cmd.CommandPath(), cmd.CommandPath())
+				}
+			}
+			for _, a := range args {
+				if a != "-h" && a != "--help" {
+					return fmt.Errorf("unknown flag: %s: %q takes a command first: run `%s --help`", a, cmd.CommandPath(), cmd.CommandPath())
+				}
+			}
+			return cmd.Help()
+		}
+	}
 }
 
 // Execute runs the command tree with args and returns the process exit code:

@@ -44,6 +44,27 @@ var _ = Describe("Root", func() {
 			Expect(code).To(Equal(1))
 			Expect(stderr).To(Equal("Error: unknown command \"frobnicate\" for \"warren\"\n"))
 		})
+
+		DescribeTable("fails in a command group too, whatever flags follow, where cobra would print help and exit 0",
+			func(args []string, want string) {
+				code, stdout, stderr := run(nil, args...)
+				Expect(code).To(Equal(1))
+				Expect(stdout).To(BeEmpty())
+				Expect(stderr).To(Equal("Error: " + want + "\n"))
+			},
+			Entry("secret export", []string{"secret", "export", "--all", "--output", "x.json"},
+				`unknown command "export" for "warren secret": run `+"`warren secret --help`"+` for its commands`),
+			Entry("a flag without a command", []string{"service", "--bogus"},
+				`unknown flag: --bogus: "warren service" takes a command first: run `+"`warren service --help`"),
+		)
+
+		It("still shows a group's help when asked, or given nothing", func() {
+			for _, args := range [][]string{{"secret"}, {"secret", "--help"}} {
+				code, stdout, _ := run(nil, args...)
+				Expect(code).To(Equal(0))
+				Expect(stdout).To(ContainSubstring("Available Commands:"))
+			}
+		})
 	})
 
 	When("the log level is debug", func() {

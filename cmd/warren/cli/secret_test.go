@@ -22,8 +22,8 @@ var _ = Describe("secret create", func() {
 			Expect(errOut.String()).NotTo(ContainSubstring("127.0.0.1:1"))
 			Expect(errOut.String()).NotTo(ContainSubstring("hunter2"))
 		},
-		Entry("no source", "", nil, "needs exactly one of"),
-		Entry("two sources", "", []string{"--from-literal", "a=hunter2", "--from-stdin"}, "needs exactly one of"),
+		Entry("no source", "", nil, "give exactly one of"),
+		Entry("two sources", "", []string{"--from-literal", "a=hunter2", "--from-stdin"}, "give exactly one of"),
 		Entry("a literal without '='", "", []string{"--from-literal", "hunter2"}, "use KEY=VALUE"),
 		Entry("an empty literal value", "", []string{"--from-literal", "password="}, "empty"),
 		Entry("empty stdin", "", []string{"--from-stdin"}, "empty"),
