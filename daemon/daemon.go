@@ -70,6 +70,12 @@ type Config struct {
 	// Ready, when set, is called once the node serves (tests, and the CLI
 	// to print what to do next).
 	Ready func(*Node)
+	// Autolock (init only) keeps the key that protects secrets out of the
+	// state: init makes a random unlock key and hands it, once, to
+	// UnlockKey (before Ready); a manager that starts later seals and
+	// opens no secret until `warren cluster unlock` gives it the key.
+	Autolock  bool
+	UnlockKey func(key string)
 
 	forceNewCluster bool // set by ForceNewCluster
 }
@@ -153,6 +159,9 @@ func Init(ctx context.Context, cfg Config) error {
 	if err := checkRuntime(cfg.Runtime); err != nil {
 		return err
 	}
+	if cfg.Autolock && cfg.UnlockKey == nil {
+		return errNoUnlockKeyOut
+	}
 	cfg.managerAddrs()
 	if err := checkAddrs(cfg.APIAddr, cfg.RaftAddr); err != nil {
 		return err
@@ -188,10 +197,19 @@ func Init(ctx context.Context, cfg Config) error {
 	if cluster.ManagerToken, err = newToken(ca.Digest()); err != nil {
 		return err
 	}
+	unlockKey, err := autolock(cfg, cluster)
+	if err != nil {
+		return err
+	}
 	self := managerNode(id, cfg.Hostname, now)
 	first := func(m *manager) error {
+		// The manager that made the unlock key holds it: it is unlocked.
+		m.setUnlockKey(unlockKey)
 		// node.json goes last: with it, the directory holds a whole node.
-		return bootstrapAlone(ctx, m, cfg.DataDir, id, &fsm.SetCluster{Cluster: cluster}, &fsm.RegisterNode{Node: self})
+		if err := bootstrapAlone(ctx, m, cfg.DataDir, id, &fsm.SetCluster{Cluster: cluster}, &fsm.RegisterNode{Node: self}); err != nil {
+			return err
+		}
+		return showUnlockKey(cfg, unlockKey)
 	}
 	creds := newCredentials(ca, cert)
 	cfg.Log.Info("new cluster", "cluster", clusterID, "node", nodeID, "api", cfg.APIAddr, "raft", cfg.RaftAddr)
@@ -514,6 +532,7 @@ func (n *Node) startManager(ctx context.Context, first func(*manager) error) err
 		_ = m.close()
 		return err
 	}
+	m.warnIfLocked()
 	n.mu.Lock()
 	n.mgr = m
 	n.mu.Unlock()

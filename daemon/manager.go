@@ -55,13 +55,16 @@ type manager struct {
 	// (pki.LeafValidFor when 0).
 	certValidity time.Duration
 	// mu makes a token rotation's read and write of the cluster record
-	// one step on this leader.
+	// one step on this leader; secrets are sealed, and their writes
+	// checked, under it too (secretkeys.go).
 	mu sync.Mutex
-	// keys is the secrets keyring opened from the wrapped data key keysOf
-	// (cachedKeyring).
-	keysMu sync.Mutex
-	keys   *secrets.Keyring
-	keysOf []byte
+	// keys is the secrets keyring opened from the wrapped data keys keysOf
+	// (cachedKeyring). unlockKey is an autolocked cluster's KEK, held in
+	// memory only, nil until `warren cluster unlock` (or init) gives it.
+	keysMu    sync.Mutex
+	keys      *secrets.Keyring
+	keysOf    []byte
+	unlockKey []byte
 }
 
 var _ api.Backend = (*manager)(nil)
@@ -127,7 +130,7 @@ func openManager(ctx context.Context, dir string, id *Identity, creds *credentia
 // endpoints of this node.
 func (m *manager) serve() error {
 	h := api.NewHandler(api.HandlerConfig{
-		Backend: m, Clock: m.clock, Log: m.log.With("part", "api"), RoleOf: roleOf, Node: m.local,
+		Backend: apiBackend{m}, Clock: m.clock, Log: m.log.With("part", "api"), RoleOf: roleOf, Node: m.local,
 	})
 	srv, err := startServer(m.id.APIAddr, serverTLS(m.creds, pki.AllowNoClientCert(), pki.PresentCA(m.creds.ca.Cert)), h, m.log)
 	if err != nil {

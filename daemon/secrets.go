@@ -6,19 +6,19 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/warren-orchestrator/warren/orchestrator/agent"
+	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
 	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/secrets"
-	"github.com/warren-orchestrator/warren/orchestrator/state"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
 // SealSecret implements api.Backend: the value is sealed with the
-// cluster's data key, which the first secret makes. Under m.mu, as a join
-// token's rotation: the cluster record is read and written in one step on
-// this leader, so two first secrets cannot make two keys.
+// cluster's data key, which the first secret makes (init, in an autolocked
+// cluster; a locked manager refuses, with api.ErrLocked). Under m.mu, as a
+// join token's rotation: the cluster record is read and written in one
+// step on this leader, so two first secrets cannot make two keys.
 func (m *manager) SealSecret(ctx context.Context, id string, plaintext []byte) ([]byte, error) {
 	if !m.node.IsLeader() {
 		return nil, m.notLeader()
@@ -32,15 +32,18 @@ func (m *manager) SealSecret(ctx context.Context, id string, plaintext []byte) (
 	return keys.Seal(id, plaintext, rand.Reader)
 }
 
-// keyring unwraps the cluster's data key, with the key derived from the
-// cluster ID and salt; create lets it make the data key if there is none
-// yet (the leader, under m.mu).
+// keyring unwraps the cluster's data key (and, during a rotation, the
+// previous one) with the cluster's KEK (kek); create lets it make the data
+// key if there is none yet (the leader, under m.mu).
 func (m *manager) keyring(ctx context.Context, create bool) (*secrets.Keyring, error) {
 	c, err := m.node.Store().GetCluster()
 	if err != nil {
 		return nil, err
 	}
-	kek, err := secrets.DeriveKEK(c.ID, c.EncryptionSalt)
+	m.keysMu.Lock()
+	unlock := m.unlockKey
+	m.keysMu.Unlock()
+	kek, err := m.kek(c, unlock)
 	if err != nil {
 		return nil, err
 	}
@@ -59,28 +62,36 @@ func (m *manager) keyring(ctx context.Context, create bool) (*secrets.Keyring, e
 		}
 		m.log.Info("made the cluster's secrets key")
 	}
-	return secrets.Unwrap(kek, c.ID, c.DataKey)
+	return secrets.UnwrapWithPrevious(kek, c.ID, c.DataKey, c.PreviousDataKey)
 }
 
 // cachedKeyring is keyring without the key derivation (PBKDF2, 100,000
 // rounds: tens of milliseconds) on every heartbeat of a node whose tasks
 // use secrets: the keyring is kept for as long as the cluster record's
-// wrapped data key is the same.
+// wrapped data keys are the same.
 func (m *manager) cachedKeyring(ctx context.Context) (*secrets.Keyring, error) {
 	c, err := m.node.Store().GetCluster()
 	if err != nil {
 		return nil, err
 	}
+	of := keysOf(c)
 	m.keysMu.Lock()
 	defer m.keysMu.Unlock()
-	if m.keys != nil && bytes.Equal(m.keysOf, c.DataKey) {
+	if m.keys != nil && bytes.Equal(m.keysOf, of) {
 		return m.keys, nil
 	}
-	keys, err := m.keyring(ctx, false)
+	kek, err := m.kek(c, m.unlockKey)
 	if err != nil {
 		return nil, err
 	}
-	m.keys, m.keysOf = keys, c.DataKey
+	if len(c.DataKey) == 0 {
+		return nil, errors.New("daemon: the cluster has no secrets key yet")
+	}
+	keys, err := secrets.UnwrapWithPrevious(kek, c.ID, c.DataKey, c.PreviousDataKey)
+	if err != nil {
+		return nil, err
+	}
+	m.keys, m.keysOf = keys, of
 	return keys, nil
 }
 
@@ -90,43 +101,18 @@ func (m *manager) cachedKeyring(ctx context.Context) (*secrets.Keyring, error) {
 // it, over its mutual TLS heartbeat. The leader's cached assignments are
 // not changed.
 func (m *manager) withSecrets(ctx context.Context, as []agent.Assignment) ([]agent.Assignment, error) {
-	need := slices.ContainsFunc(as, func(a agent.Assignment) bool {
-		return a.Task.DesiredState == types.ContainerRunning && len(a.Task.Secrets) > 0
-	})
-	if !need {
-		return as, nil
-	}
-	keys, err := m.cachedKeyring(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := slices.Clone(as)
-	for i, a := range out {
-		if a.Task.DesiredState != types.ContainerRunning || len(a.Task.Secrets) == 0 {
-			continue
-		}
-		values := map[string][]byte{}
-		for _, id := range a.Task.Secrets {
-			s, err := m.node.Store().GetSecret(id)
-			if errors.Is(err, state.ErrNotFound) {
-				// Deleted with --force: the task runs on without it.
-				continue
-			}
+	// The decision is the core's; the keyring is unwrapped only when a
+	// secret is to be opened.
+	var keys *secrets.Keyring
+	open := func(sealedFor string, sealed []byte) ([]byte, error) {
+		if keys == nil {
+			k, err := m.cachedKeyring(ctx)
 			if err != nil {
 				return nil, err
 			}
-			v := a.Task.SecretVersionOf(s.ID)
-			sealed, ok := s.VersionData(v)
-			if !ok {
-				return nil, fmt.Errorf("daemon: secret %s has no version %d, which task %s was made with", s.Name, v, a.Task.ID)
-			}
-			plain, err := keys.Open(types.SealedFor(s.ID, v), sealed)
-			if err != nil {
-				return nil, fmt.Errorf("daemon: open secret %s for task %s: %w", s.Name, a.Task.ID, err)
-			}
-			values[s.Name] = plain
+			keys = k
 		}
-		out[i].Secrets = values
+		return keys.Open(sealedFor, sealed)
 	}
-	return out, nil
+	return dispatcher.WithSecrets(m.node.Store(), as, open)
 }

@@ -29,10 +29,18 @@ type worker struct {
 	agent  *agent.Agent // nil on a manager that runs no tasks
 	every  time.Duration
 	log    *slog.Logger
+
+	// vols keeps the directories of the volumes pinned to this node;
+	// volsSynced is when it last exchanged with a manager, volsErr the
+	// last error it logged (each is logged once).
+	vols       *volumes
+	volsSynced time.Time
+	volsErr    string
 }
 
 func newWorker(dir string, id *Identity, client *api.Client, rt orchestrator.Runtime, every time.Duration, log *slog.Logger) *worker {
-	w := &worker{id: id, dir: dir, client: client, every: every, log: log}
+	w := &worker{id: id, dir: dir, client: client, every: every, log: log,
+		vols: newVolumes(dir, volumeMeasureBeats*every, log.With("part", "volumes"))}
 	if id.Worker && rt != nil {
 		w.agent = agent.New(id.NodeID, rt)
 	}
@@ -74,6 +82,9 @@ func (w *worker) run(ctx context.Context) error {
 			w.log.Warn("heartbeat failed; retrying", "err", err)
 		case err == nil:
 			assigned, known = next, true
+			// Before the step: a volume's directory is there before a
+			// task that mounts it starts.
+			w.syncVolumes(ctx, assigned)
 		}
 		var settling bool
 		report, settling = w.step(assigned, known)
@@ -89,6 +100,37 @@ func (w *worker) run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// syncVolumes makes and removes the node's volume directories as the
+// managers' answer says, once per heartbeat interval (not on the fast
+// rounds of a task changing state), and at once when a task assigned to
+// run here mounts a volume the last answer did not list: the node then
+// makes its directory (and records it as its own) before the runtime
+// would. A failure is logged, and the tasks run on: the next round tries
+// again.
+func (w *worker) syncVolumes(ctx context.Context, assigned []agent.Assignment) {
+	if time.Since(w.volsSynced) < w.every && !w.vols.newMounts(w.id.NodeID, assigned) {
+		return
+	}
+	w.volsSynced = time.Now()
+	err := w.vols.sync(ctx, w.client, w.id.NodeID, w.volumeInUse)
+	switch {
+	case err == nil:
+		w.volsErr = ""
+	case ctx.Err() == nil && err.Error() != w.volsErr:
+		w.volsErr = err.Error()
+		w.log.Warn("volumes: retrying on the next heartbeat", "err", err)
+	}
+}
+
+// volumeInUse reports whether a container of this node may mount the named
+// volume. A worker whose runtime is not reached yet may have containers.
+func (w *worker) volumeInUse(name string) bool {
+	if w.agent == nil {
+		return w.id.Worker
+	}
+	return w.agent.UsesVolume(name)
 }
 
 // FastHeartbeat is the pause between two rounds while a task changes state.

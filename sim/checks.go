@@ -16,8 +16,9 @@ var ErrLiveness = errors.New("sim: liveness")
 // Converged reports nil once the cluster is as its services want: a
 // leader, every replicated service with exactly its replicas running on
 // ready nodes, every global service running once on each ready, active node
-// that matches it, no task meant to run failing its health check, and the
-// workers' runtimes agreeing.
+// that matches it, no task meant to run failing its health check, the
+// workers' runtimes agreeing, every running task holding the secrets it
+// uses that still exist, and no container left with a deleted volume.
 func (c *Cluster) Converged() error {
 	l := c.Leader()
 	if l == nil {
@@ -55,6 +56,9 @@ func (c *Cluster) Converged() error {
 			if t.HealthStatus == types.HealthUnhealthy || w.health(t.ID) == types.HealthUnhealthy {
 				return fmt.Errorf("service %s: task %s on %s is unhealthy", s.Name, t.ID, t.NodeID)
 			}
+			if err := c.missingSecret(l, w, t); err != nil {
+				return err
+			}
 			running[t.NodeID]++
 			n++
 		}
@@ -72,7 +76,7 @@ func (c *Cluster) Converged() error {
 			}
 		}
 	}
-	return nil
+	return c.staleVolume()
 }
 
 func matches(s *types.Service, n *types.Node) bool {

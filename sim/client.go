@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,7 +22,23 @@ type client struct {
 	target int
 	next   uint64
 	writes map[uint64]*write
+	// ops are the operator's commands waiting for the one in flight
+	// (opBusy) to be answered.
+	ops    []operation
+	opBusy bool
 }
+
+// operation is one command of the operator: built when its turn comes, so
+// that what it reads (a service to scale) is read then, as a CLI call
+// reads it.
+type operation struct {
+	what  string
+	build func() (fsm.Command, error)
+}
+
+// stepRetry is how soon an operation that found no leader to read from
+// tries again.
+const stepRetry = 100 * time.Millisecond
 
 type write struct {
 	id       uint64
@@ -31,6 +48,7 @@ type write struct {
 	sample   int // index in Timeline.Writes, when measured
 	done     bool
 	attempt  int
+	op       bool // the operator's: the next operation waits for it
 }
 
 func newClient(c *Cluster) *client {
@@ -39,7 +57,7 @@ func newClient(c *Cluster) *client {
 	return cl
 }
 
-func (cl *client) write(data []byte, measured bool) {
+func (cl *client) write(data []byte, measured bool) *write {
 	cl.next++
 	w := &write{id: cl.next, data: data, measured: measured, start: cl.c.eng.Elapsed(), sample: -1}
 	if measured {
@@ -48,6 +66,50 @@ func (cl *client) write(data []byte, measured bool) {
 	}
 	cl.writes[w.id] = w
 	cl.send(w)
+	return w
+}
+
+// operate runs an operator's command after the ones before it: one at a
+// time, each sent once the one before it was answered, as a script of CLI
+// calls does. So a service is never created before the secret it uses,
+// however the network delays or reorders the writes and their retries.
+func (cl *client) operate(op operation) {
+	cl.ops = append(cl.ops, op)
+	if !cl.opBusy {
+		cl.nextOp()
+	}
+}
+
+// nextOp builds and sends the next operation; one that needs a leader to
+// read from while none leads waits for one.
+func (cl *client) nextOp() {
+	cl.opBusy = false
+	for len(cl.ops) > 0 {
+		op := cl.ops[0]
+		cmd, err := op.build()
+		if errors.Is(err, errNoLeaderToRead) {
+			cl.opBusy = true
+			cl.c.eng.Tracef("%s waits for a leader", op.what)
+			cl.c.eng.After(stepRetry, cl.nextOp)
+			return
+		}
+		cl.ops = cl.ops[1:]
+		if err != nil {
+			cl.c.eng.Tracef("%s failed: %v", op.what, err)
+			cl.c.event("", "%s failed: %v", op.what, err)
+			continue
+		}
+		if cmd == nil {
+			continue
+		}
+		data, err := fsm.Encode(cmd)
+		if err != nil {
+			panic(fmt.Sprintf("sim: encode %s: %v", cmd.Kind(), err))
+		}
+		cl.opBusy = true
+		cl.write(data, false).op = true
+		return
+	}
 }
 
 func (cl *client) send(w *write) {
@@ -91,7 +153,16 @@ func (cl *client) receive(from string, msg any) {
 	}
 	w.done = true
 	delete(cl.writes, w.id)
+	if r.Err != "" && !w.measured {
+		// A step's write the cluster refused: worth seeing in the trace
+		// and the report, as the scenario meant it to change something.
+		cl.c.eng.Tracef("client write %d refused: %s", w.id, r.Err)
+		cl.c.event("", "a step's write was refused: %s", r.Err)
+	}
 	cl.c.acknowledged(w, r.Index)
+	if w.op {
+		cl.nextOp()
+	}
 }
 
 // load issues rate writes per second for span, each a new secret.

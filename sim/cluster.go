@@ -33,6 +33,17 @@ const (
 	// BrokenExtraFsync makes every durable change on a manager sync twice:
 	// one more fsync on the commit path.
 	BrokenExtraFsync
+	// BrokenSecretsEveryNode makes the leader send, with every task a node
+	// is to run, every secret of the cluster, used by the task or not.
+	BrokenSecretsEveryNode
+	// BrokenSecretsLatest makes the leader send the newest version of each
+	// secret, not the one the task was made with.
+	BrokenSecretsLatest
+	// BrokenSecretsLinger makes the workers' runtimes keep the secrets of
+	// their tasks after the tasks stop and are removed.
+	BrokenSecretsLinger
+	// BrokenSecretsNone makes the leader send no secret at all.
+	BrokenSecretsNone
 )
 
 // Config is the shape of a simulated cluster.
@@ -87,14 +98,21 @@ type Cluster struct {
 	tl       *Timeline
 
 	// What the checks remember.
-	leaders   map[uint64]string // term -> leader
-	committed map[uint64]Entry  // index -> the entry first applied there
-	acked     map[uint64]uint64 // write ID -> index it was acknowledged at
-	ackedAt   map[uint64]uint64 // index -> write ID acknowledged there
-	volumeAt  map[string]string // local volume name -> node, once pinned
-	running   map[string]string // task ID -> the worker running it
+	leaders   map[uint64]string      // term -> leader
+	committed map[uint64]Entry       // index -> the entry first applied there
+	acked     map[uint64]uint64      // write ID -> index it was acknowledged at
+	ackedAt   map[uint64]uint64      // index -> write ID acknowledged there
+	volumes   map[string]*volumeLife // local volumes, by name
+	tasks     map[string]*taskRec    // every task, as first committed with a node
+	running   map[string]string      // task ID -> the worker running it
 	upSince   map[string]time.Duration
+	once      map[string]bool // the events recorded once (eventOnce)
 	violation *Violation
+
+	// What the steps made: the run's keyring and secret values, and the
+	// IDs of the services they created.
+	secrets  *secretBook
+	services serviceIDs
 }
 
 // New builds a cluster; Start boots it.
@@ -103,7 +121,10 @@ func New(cfg Config) *Cluster {
 		cfg: cfg, eng: NewEngine(cfg.Seed, cfg.Trace),
 		leaders: map[uint64]string{}, committed: map[uint64]Entry{},
 		acked: map[uint64]uint64{}, ackedAt: map[uint64]uint64{},
-		volumeAt: map[string]string{}, running: map[string]string{}, upSince: map[string]time.Duration{},
+		volumes: map[string]*volumeLife{}, tasks: map[string]*taskRec{},
+		running: map[string]string{}, upSince: map[string]time.Duration{}, once: map[string]bool{},
+		secrets:  newSecretBook(cfg.Seed),
+		services: serviceIDs{made: map[string]int{}, current: map[string]string{}},
 	}
 	c.net = newNetwork(c.eng, cfg.Net)
 	var ids []string
@@ -192,6 +213,16 @@ func (c *Cluster) event(node, format string, args ...any) {
 	c.tl.Events = append(c.tl.Events, Event{At: c.eng.Elapsed(), Node: node, Text: fmt.Sprintf(format, args...)})
 }
 
+// eventOnce records an event the first time its text happens on node.
+func (c *Cluster) eventOnce(node, format string, args ...any) {
+	key := node + " " + fmt.Sprintf(format, args...)
+	if c.once[key] {
+		return
+	}
+	c.once[key] = true
+	c.event(node, format, args...)
+}
+
 // led is called when a manager wins an election.
 func (c *Cluster) led(id string, term uint64) {
 	if prev, ok := c.leaders[term]; ok && prev != id {
@@ -217,7 +248,7 @@ func (c *Cluster) applied(m *manager, idx uint64, e Entry, result error, before 
 	if !seen {
 		c.committed[idx] = e
 		if result == nil {
-			c.firstCommit(e)
+			c.firstCommit(m, e)
 			if p, ok := e.cmd.(*fsm.PlanTasks); ok && before != nil {
 				c.checkReplicas(before, m, p)
 			}
@@ -289,27 +320,25 @@ func (c *Cluster) checkReplicas(before map[string]int, m *manager, p *fsm.PlanTa
 }
 
 // firstCommit learns from a command the first time it commits and
-// applies: where local volumes are pinned, which nodes are marked down.
-func (c *Cluster) firstCommit(e Entry) {
+// applies on m: where local volumes are pinned and which are deleted, the
+// tasks placed, which secrets are deleted, which nodes are marked down.
+func (c *Cluster) firstCommit(m *manager, e Entry) {
 	switch cmd := e.cmd.(type) {
 	case *fsm.PlanTasks:
 		for _, v := range cmd.Pin {
-			c.pinned(v)
+			c.pinned(v, cmd)
 		}
+		c.placed(cmd)
 	case *fsm.CreateVolume:
-		c.pinned(cmd.Volume)
+		c.volumeCreated(cmd.Volume)
+	case *fsm.DeleteVolume:
+		c.volumeDeleted(m, cmd)
+	case *fsm.DeleteSecret:
+		c.secrets.deleted(cmd.ID)
+	case *fsm.DeleteService:
+		c.event("", "service %s deleted", cmd.ID)
 	case *fsm.SetNodeStatus:
 		c.markedDown(cmd)
-	}
-}
-
-func (c *Cluster) pinned(v *types.Volume) {
-	if v == nil || v.Driver != "local" || v.NodeID == "" {
-		return
-	}
-	if _, ok := c.volumeAt[v.Name]; !ok {
-		c.volumeAt[v.Name] = v.NodeID
-		c.event(v.NodeID, "volume %s pinned", v.Name)
 	}
 }
 
@@ -350,16 +379,12 @@ func (c *Cluster) connectivity() {
 }
 
 // workerStepped checks what a worker runs after its agent acted: a task
-// runs on one node only, and a task with a local volume only on the
-// volume's node.
+// runs on one node only, a task with a local volume only on the volume's
+// node, and secrets are only where a task uses them.
 func (c *Cluster) workerStepped(w *worker) {
 	cs, err := w.rt.Containers()
 	if err != nil {
 		panic(err)
-	}
-	mounts := map[string][]*types.VolumeMount{}
-	for _, a := range w.assigns {
-		mounts[a.Task.ID] = a.Task.Mounts
 	}
 	for _, ct := range cs {
 		if ct.State != types.ContainerPending && ct.State != types.ContainerRunning {
@@ -375,13 +400,12 @@ func (c *Cluster) workerStepped(w *worker) {
 			}
 		}
 		c.running[ct.TaskID] = w.id
-		for _, m := range mounts[ct.TaskID] {
-			if node, ok := c.volumeAt[m.Source]; ok && node != w.id {
-				c.fail("a task with a local volume runs on its node", "task %s mounts volume %s of %s but runs on %s", ct.TaskID, m.Source, node, w.id)
-				return
-			}
+		if name, node, away := c.awayFromVolume(ct.TaskID, w.id); away {
+			c.fail("a task with a local volume runs on its node", "task %s mounts volume %s of %s but runs on %s", ct.TaskID, name, node, w.id)
+			return
 		}
 	}
+	c.checkSecrets(w)
 }
 
 func (c *Cluster) isCommitted(idx uint64) bool {
@@ -467,13 +491,9 @@ func (c *Cluster) sample() {
 }
 
 // Submit proposes a command to the cluster as an operator would, retrying
-// until a leader commits it.
+// until a leader commits it, after the operator's earlier commands.
 func (c *Cluster) Submit(cmd fsm.Command) {
-	data, err := fsm.Encode(cmd)
-	if err != nil {
-		panic(err)
-	}
-	c.client.write(data, false)
+	c.client.operate(operation{what: cmd.Kind().String(), build: func() (fsm.Command, error) { return cmd, nil }})
 }
 
 // Leader is the manager that leads now and has applied its term's no-op,

@@ -20,8 +20,15 @@ func (c *Cluster) manager(id string) *manager {
 	return nil
 }
 
-// node resolves a scenario's node name: a node ID, or "leader".
+// node resolves a scenario's node name: a node ID, "leader", or
+// "volume:NAME", the worker local volume NAME is pinned to now.
 func (c *Cluster) node(name string) (string, error) {
+	if vol, ok := strings.CutPrefix(name, "volume:"); ok {
+		if l := c.volumes[vol]; l != nil && l.exists && l.node != "" {
+			return l.node, nil
+		}
+		return "", fmt.Errorf("no node %q: volume %s is not pinned to a node now", name, vol)
+	}
 	if name == "leader" {
 		l := c.Leader()
 		if l == nil {
@@ -32,7 +39,7 @@ func (c *Cluster) node(name string) (string, error) {
 	if c.manager(name) != nil || c.worker(name) != nil || name == c.client.id {
 		return name, nil
 	}
-	return "", fmt.Errorf("no node %q: use manager-N, worker-N, leader or client", name)
+	return "", fmt.Errorf("no node %q: use manager-N, worker-N, leader, volume:NAME or client", name)
 }
 
 // Crash stops a node (manager or worker); restartAfter > 0 boots it again

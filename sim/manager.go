@@ -264,9 +264,19 @@ func (m *manager) onHeartbeat(from string, hb heartbeat) {
 		return
 	}
 	m.leader.Heartbeat(from, m.c.eng.Now(), hb.Statuses, func(as []agent.Assignment, sent []fsm.TaskStatus) {
-		if m.raft.role == roleLeader {
-			m.c.net.Send(m.id, from, heartbeatReply{OK: true, Assignments: as, Sent: sent})
+		if m.raft.role != roleLeader {
+			return
 		}
+		as, err := m.c.deliver(m, as)
+		if err != nil {
+			// As production's leader fails the heartbeat request: the
+			// worker tries again with its next beat.
+			m.c.eng.Tracef("%s cannot answer %s: %v", m.id, from, err)
+			m.c.eventOnce(from, "heartbeat answer refused: %v", err)
+			m.c.net.Send(m.id, from, heartbeatReply{Leader: m.id})
+			return
+		}
+		m.c.net.Send(m.id, from, heartbeatReply{OK: true, Assignments: as, Sent: sent})
 	})
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 )
 
 // Failure kinds of a run, from the least to the most severe for exit codes.
@@ -192,12 +194,9 @@ func (c *Cluster) step(st Step) {
 	case st.Unhealthy != nil:
 		err = c.Unhealthy(st.Unhealthy.Node, st.Unhealthy.For.D())
 	default:
-		command, cerr := c.stepCommand(st)
-		if cerr != nil {
-			err = cerr
-		} else if command != nil {
-			c.Submit(command)
-		}
+		c.client.operate(operation{what: fmt.Sprintf("step at %v", st.At.D()), build: func() (fsm.Command, error) {
+			return c.stepCommand(st)
+		}})
 	}
 	if err != nil {
 		c.eng.Tracef("step at %v failed: %v", st.At.D(), err)

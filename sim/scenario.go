@@ -90,6 +90,12 @@ type Step struct {
 	DiskStall *StallSpec     `json:"disk-stall,omitempty"`
 	CrashTask *NodeSpec      `json:"crash-task,omitempty"`
 	Unhealthy *UnhealthySpec `json:"unhealthy,omitempty"`
+	// UpdateSecret makes the secret's next version; DeleteSecret,
+	// DeleteVolume and DeleteService remove what they name.
+	UpdateSecret  *SecretSpec `json:"update-secret,omitempty"`
+	DeleteSecret  *DeleteSpec `json:"delete-secret,omitempty"`
+	DeleteVolume  *DeleteSpec `json:"delete-volume,omitempty"`
+	DeleteService *DeleteSpec `json:"delete-service,omitempty"`
 }
 
 // ServiceSpec creates a service.
@@ -100,6 +106,7 @@ type ServiceSpec struct {
 	Mode        string   `json:"mode"`
 	Volumes     []string `json:"volumes"` // "NAME:/path[:ro]"
 	Constraints []string `json:"constraints"`
+	Secrets     []string `json:"secrets"` // names of secrets created by earlier steps
 }
 
 // ScaleSpec changes a service's replicas.
@@ -115,9 +122,18 @@ type VolumeSpec struct {
 	Node string `json:"node"`
 }
 
-// SecretSpec creates a secret.
+// SecretSpec creates a secret, or makes its next version: its value is
+// drawn from the seed and sealed with the run's seeded keyring.
 type SecretSpec struct {
 	Name string `json:"name"`
+}
+
+// DeleteSpec deletes a secret, volume or service by name. Force deletes a
+// secret services use (they lose it; their running tasks keep its value)
+// or a volume services mount (the replicated ones are scaled to 0).
+type DeleteSpec struct {
+	Name  string `json:"name"`
+	Force bool   `json:"force"`
 }
 
 // LoadSpec writes Rate times a second, for For.
@@ -223,13 +239,21 @@ func (sc *Scenario) check() error {
 		n := 0
 		for _, set := range []bool{st.Service != nil, st.Scale != nil, st.Volume != nil, st.Secret != nil, st.Load != nil,
 			st.Crash != nil, st.Restart != nil, st.Partition != nil, st.Heal != nil, st.DiskStall != nil, st.CrashTask != nil,
-			st.Unhealthy != nil} {
+			st.Unhealthy != nil, st.UpdateSecret != nil, st.DeleteSecret != nil, st.DeleteVolume != nil, st.DeleteService != nil} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			bad("steps[%d] has %d actions: give each step exactly one of service, scale, volume, secret, load, crash, restart, partition, heal, disk-stall, crash-task, unhealthy", i, n)
+			bad("steps[%d] has %d actions: give each step exactly one of service, scale, volume, secret, update-secret, delete-secret, delete-volume, delete-service, load, crash, restart, partition, heal, disk-stall, crash-task, unhealthy", i, n)
+		}
+		for _, d := range []*DeleteSpec{st.DeleteSecret, st.DeleteVolume, st.DeleteService} {
+			if d != nil && d.Name == "" {
+				bad("steps[%d] deletes nothing: name what to delete, e.g. {name: db-data}", i)
+			}
+		}
+		if d := st.DeleteService; d != nil && d.Force {
+			bad("steps[%d] deletes service %s with force: a service is always deleted with its tasks, drop force", i, d.Name)
 		}
 		if u := st.Unhealthy; u != nil && u.For <= 0 {
 			bad("steps[%d] makes %s unhealthy for %v: say for how long, e.g. for: 3s", i, u.Node, u.For.D())
@@ -291,10 +315,11 @@ func (sc *Scenario) config(seed uint64) Config {
 	return cfg
 }
 
-// Service builds the service record of a step.
-func (s *ServiceSpec) record(now time.Time) (*types.Service, error) {
+// record builds the service record of a step, with the ID it is created
+// under and the IDs of the secrets it uses.
+func (s *ServiceSpec) record(id string, secretIDs []string, now time.Time) (*types.Service, error) {
 	svc := &types.Service{
-		ID: "svc-" + s.Name, Name: s.Name, Image: s.Image, Replicas: s.Replicas,
+		ID: id, Name: s.Name, Image: s.Image, Replicas: s.Replicas, Secrets: secretIDs,
 		Mode: types.ModeReplicated, DeployStrategy: types.DeployRolling,
 		RestartPolicy: &types.RestartPolicy{Condition: types.RestartAlways, Delay: time.Second},
 		Constraints:   s.Constraints, CreatedAt: now, UpdatedAt: now,
@@ -315,13 +340,21 @@ func (s *ServiceSpec) record(now time.Time) (*types.Service, error) {
 	return svc, svc.Validate()
 }
 
+// errNoLeaderToRead fails a step that reads the state (a scale) while no
+// manager leads: the step waits for one, as an operator would try again.
+var errNoLeaderToRead = errors.New("no leader to read the service from")
+
 // stepCommand turns a step that changes the cluster's desired state into
 // a command.
 func (c *Cluster) stepCommand(st Step) (fsm.Command, error) {
 	now := c.eng.Now()
 	switch {
 	case st.Service != nil:
-		svc, err := st.Service.record(now)
+		ids, err := c.secrets.ids(st.Service.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		svc, err := st.Service.record(c.services.next(st.Service.Name), ids, now)
 		if err != nil {
 			return nil, err
 		}
@@ -329,7 +362,7 @@ func (c *Cluster) stepCommand(st Step) (fsm.Command, error) {
 	case st.Scale != nil:
 		l := c.Leader()
 		if l == nil {
-			return nil, errors.New("no leader to read the service from")
+			return nil, errNoLeaderToRead
 		}
 		svc, err := l.store.GetServiceByName(st.Scale.Service)
 		if err != nil {
@@ -337,15 +370,48 @@ func (c *Cluster) stepCommand(st Step) (fsm.Command, error) {
 		}
 		svc.Replicas, svc.UpdatedAt = st.Scale.Replicas, now
 		return &fsm.UpdateService{Service: svc}, nil
+	case st.DeleteService != nil:
+		id, ok := c.services.current[st.DeleteService.Name]
+		if !ok {
+			return nil, fmt.Errorf("delete-service: no service %q was created", st.DeleteService.Name)
+		}
+		return &fsm.DeleteService{ID: id}, nil
 	case st.Volume != nil:
 		return &fsm.CreateVolume{Volume: &types.Volume{
-			ID: "vol-" + st.Volume.Name, Name: st.Volume.Name, Driver: "local", NodeID: st.Volume.Node,
+			ID: volumeID(st.Volume.Name), Name: st.Volume.Name, Driver: "local", NodeID: st.Volume.Node,
 			MountPath: "/var/lib/warren/volumes/" + st.Volume.Name, Options: map[string]string{}, CreatedAt: now,
 		}}, nil
+	case st.DeleteVolume != nil:
+		return &fsm.DeleteVolume{ID: volumeID(st.DeleteVolume.Name), Force: st.DeleteVolume.Force}, nil
 	case st.Secret != nil:
-		return &fsm.CreateSecret{Secret: &types.Secret{
-			ID: "sec-" + st.Secret.Name, Name: st.Secret.Name, Data: []byte("sealed"), CreatedAt: now, UpdatedAt: now,
-		}}, nil
+		return c.secrets.create(st.Secret.Name, now)
+	case st.UpdateSecret != nil:
+		return c.secrets.update(st.UpdateSecret.Name, now)
+	case st.DeleteSecret != nil:
+		return c.secrets.remove(st.DeleteSecret.Name, st.DeleteSecret.Force)
 	}
 	return nil, nil
+}
+
+// volumeID is the ID of the volume name: the scheduler derives a lazily
+// created volume's ID from its name the same way, so a volume has one ID
+// however it came to be.
+func volumeID(name string) string { return "vol-" + name }
+
+// serviceIDs gives each service a step creates its ID: "svc-NAME", then
+// "svc-NAME.2" and so on for a service created again after a delete, so
+// that a late retry of an old incarnation's write cannot touch the new one.
+type serviceIDs struct {
+	made    map[string]int    // incarnations so far, by name
+	current map[string]string // the last ID made, by name
+}
+
+func (s *serviceIDs) next(name string) string {
+	s.made[name]++
+	id := "svc-" + name
+	if n := s.made[name]; n > 1 {
+		id = fmt.Sprintf("svc-%s.%d", name, n)
+	}
+	s.current[name] = id
+	return id
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -32,7 +34,7 @@ func load(name string) *sim.Scenario {
 }
 
 var _ = Describe("Scenarios", Label("sim"), func() {
-	for _, file := range []string{"leader-failover", "volume-affinity", "write-path", "worker-crash", "partition", "unhealthy", "chaos"} {
+	for _, file := range []string{"leader-failover", "volume-affinity", "secret-delivery", "write-path", "worker-crash", "partition", "unhealthy", "chaos"} {
 		It(file+" holds every invariant and converges, the same way every time", func() {
 			sc := load(file)
 			for seed := uint64(1); seed <= seedsPerScenario; seed++ {
@@ -45,7 +47,7 @@ var _ = Describe("Scenarios", Label("sim"), func() {
 	}
 
 	It("covers every scenario file in scenarios/", func() {
-		Expect(scenarioFiles()).To(HaveLen(7))
+		Expect(scenarioFiles()).To(HaveLen(8))
 	})
 })
 
@@ -74,7 +76,66 @@ var _ = Describe("The checks", Label("sim"), func() {
 		// Caught at the plan, before the fsm (which refuses such plans too).
 		Entry("a scheduler that ignores volume affinity", "volume-affinity", sim.BrokenIgnoreVolumes,
 			sim.Safety, "away from volume"),
+		Entry("a leader that sends every secret to every node", "secret-delivery", sim.BrokenSecretsEveryNode,
+			sim.Safety, "which does not use it"),
+		Entry("a leader that sends the newest version, not the task's", "secret-delivery", sim.BrokenSecretsLatest,
+			sim.Safety, "which the task was made with"),
+		Entry("a runtime that keeps the secrets of stopped tasks", "secret-delivery", sim.BrokenSecretsLinger,
+			sim.Safety, "whose container"),
+		Entry("a leader that sends no secret", "secret-delivery", sim.BrokenSecretsNone,
+			sim.Liveness, "runs without version"),
 	)
+})
+
+// eventTexts are the events of a run, "NODE: TEXT" (": TEXT" cluster-wide).
+func eventTexts(out *sim.Outcome) []string {
+	var all []string
+	for _, e := range out.Timeline.Events {
+		all = append(all, e.Node+": "+e.Text)
+	}
+	return all
+}
+
+// indexOf is the index of the first text matching pattern, or -1.
+func indexOf(all []string, pattern string) int {
+	re := regexp.MustCompile(pattern)
+	return slices.IndexFunc(all, re.MatchString)
+}
+
+// The scenarios hold every invariant only if they also do what they claim
+// to test: these read it from their timelines.
+var _ = Describe("What the scenarios exercise", Label("sim"), func() {
+	It("volume-affinity creates a volume lazily, deletes it with force, and creates it again lazily", func() {
+		sc := load("volume-affinity")
+		for seed := uint64(1); seed <= seedsPerScenario; seed++ {
+			out := sc.Run(seed, sim.RunOptions{})
+			Expect(out.Kind).To(Equal(sim.Pass), "%v", out)
+			all := eventTexts(out)
+			Expect(all).To(ContainElement("worker-1: volume db-data created here (incarnation 1)"), "seed %d", seed)
+			first := indexOf(all, `^worker-\d: volume cache-data created lazily here with its first task \(incarnation 1\)$`)
+			deleted := indexOf(all, `^: volume cache-data deleted \(incarnation 1\)$`)
+			again := indexOf(all, `^worker-\d: volume cache-data created lazily here with its first task \(incarnation 2\)$`)
+			Expect([]int{first, deleted, again}).To(HaveEach(BeNumerically(">=", 0)), "seed %d: %v", seed, all)
+			Expect(first).To(BeNumerically("<", deleted), "seed %d", seed)
+			Expect(deleted).To(BeNumerically("<", again), "seed %d", seed)
+		}
+	})
+
+	It("secret-delivery delivers every version it makes, and a secret made again under an old name", func() {
+		sc := load("secret-delivery")
+		for seed := uint64(1); seed <= seedsPerScenario; seed++ {
+			out := sc.Run(seed, sim.RunOptions{})
+			Expect(out.Kind).To(Equal(sim.Pass), "%v", out)
+			all := eventTexts(out)
+			for _, held := range []string{
+				`db-password \(sec-db-password\) v1`, `db-password \(sec-db-password\) v2`,
+				`api-key \(sec-api-key\) v1`, `api-key \(sec-api-key.2\) v1`,
+			} {
+				Expect(indexOf(all, `^worker-\d: holds secret `+held+`$`)).To(BeNumerically(">=", 0), "seed %d: no node held %s", seed, held)
+			}
+			Expect(indexOf(all, `holds secret unused `)).To(Equal(-1), "no task uses it")
+		}
+	})
 })
 
 var _ = Describe("A scenario's report", Label("sim"), func() {
@@ -106,6 +167,8 @@ var _ = Describe("ParseScenario", func() {
 		Entry("no liveness bound", "cluster: {managers: 3}\nduration: 5s", "expect.converge-within is missing"),
 		Entry("unknown chaos", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nchaos: {faults: 1, kinds: [meteor]}", `chaos.kinds has "meteor"`),
 		Entry("unhealthy without a span", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 0s, unhealthy: {node: worker-1}}]", "say for how long"),
+		Entry("a delete without a name", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 0s, delete-volume: {force: true}}]", "name what to delete"),
+		Entry("a service deleted with force", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 0s, delete-service: {name: web, force: true}}]", "drop force"),
 		Entry("step after the end", "cluster: {managers: 3}\nduration: 5s\nexpect: {converge-within: 5s}\nsteps: [{at: 9s, heal: {}}]", "after the duration"),
 	)
 

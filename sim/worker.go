@@ -15,10 +15,13 @@ const HeartbeatInterval = 500 * time.Millisecond
 // to the manager it believes leads, and failing over to the next when that
 // one does not answer.
 type worker struct {
-	c     *Cluster
-	id    string
-	rt    *fake.Runtime
-	agent *agent.Agent
+	c  *Cluster
+	id string
+	rt *fake.Runtime
+	// linger, in the broken variant BrokenSecretsLinger, wraps rt and
+	// keeps the secrets of stopped tasks.
+	linger *lingeringRuntime
+	agent  *agent.Agent
 	life
 	target  int // index into the managers it talks to
 	waiting bool
@@ -42,6 +45,11 @@ func (w *worker) boot() {
 	w.epoch++
 	w.rt = fake.NewRuntime(w.c.eng, w.knobs())
 	w.agent = agent.New(w.id, w.rt)
+	w.linger = nil
+	if w.c.cfg.Broken == BrokenSecretsLinger {
+		w.linger = &lingeringRuntime{Runtime: w.rt, held: map[string]map[string][]byte{}}
+		w.agent = agent.New(w.id, w.linger)
+	}
 	w.unsent, w.assigns, w.waiting = nil, nil, false
 	w.beat()
 }
@@ -58,7 +66,8 @@ func (w *worker) knobs() fake.Knobs {
 func (w *worker) crash() {
 	w.alive = false
 	w.epoch++
-	w.rt = nil // its containers die with it
+	w.rt = nil // its containers die with it, and the secrets in their tmpfs
+	w.linger = nil
 }
 
 func (w *worker) beat() {

@@ -36,11 +36,18 @@ type Agent struct {
 	// settling is set by Step when a container is on its way to the state
 	// its task wants (starting, or stopping).
 	settling bool
+	// mountsOf remembers the volumes each container's task mounts, so that
+	// a container whose task is no longer assigned is still accounted for;
+	// mounted is what the containers of the last Step mount, and
+	// mountsKnown false while some container's mounts are unknown.
+	mountsOf    map[string][]string
+	mounted     map[string]bool
+	mountsKnown bool
 }
 
 // New returns the agent of nodeID on runtime rt.
 func New(nodeID string, rt orchestrator.Runtime) *Agent {
-	return &Agent{nodeID: nodeID, rt: rt, reported: map[string]fsm.TaskStatus{}}
+	return &Agent{nodeID: nodeID, rt: rt, reported: map[string]fsm.TaskStatus{}, mountsOf: map[string][]string{}}
 }
 
 // Step brings the runtime in line with assigned (this node's tasks) and
@@ -48,6 +55,9 @@ func New(nodeID string, rt orchestrator.Runtime) *Agent {
 // ID order. Runtime calls that fail are reported as the task's error; the
 // next Step tries again.
 func (a *Agent) Step(assigned []Assignment) ([]fsm.TaskStatus, error) {
+	// Until this step has listed what runs after its calls, which
+	// volumes are mounted is not known.
+	a.mountsKnown = false
 	observed, err := a.rt.Containers()
 	if err != nil {
 		return nil, fmt.Errorf("agent: list containers: %w", err)
@@ -74,7 +84,7 @@ func (a *Agent) Step(assigned []Assignment) ([]fsm.TaskStatus, error) {
 		case t.DesiredState != types.ContainerRunning && exists:
 			// A stopped container goes once the managers have its final
 			// status, so the task's history says how it ended.
-			if live(c.State) || a.reported[t.ID] == statusOf(a.nodeID, c) {
+			if prev, ok := a.reported[t.ID]; live(c.State) || (ok && sameStatus(prev, statusOf(a.nodeID, c))) {
 				a.retire(c, stopTimeout(t))
 			}
 		}
@@ -107,6 +117,7 @@ func (a *Agent) Step(assigned []Assignment) ([]fsm.TaskStatus, error) {
 			delete(a.reported, id)
 		}
 	}
+	a.noteMounts(now, want)
 	slices.SortFunc(out, func(x, y fsm.TaskStatus) int { return strings.Compare(x.TaskID, y.TaskID) })
 	return out, nil
 }
@@ -126,10 +137,23 @@ func (a *Agent) Sent(statuses []fsm.TaskStatus) {
 }
 
 func (a *Agent) changed(out []fsm.TaskStatus, st fsm.TaskStatus) []fsm.TaskStatus {
-	if prev, ok := a.reported[st.TaskID]; ok && prev == st {
+	if prev, ok := a.reported[st.TaskID]; ok && sameStatus(prev, st) {
 		return out
 	}
 	return append(out, st)
+}
+
+// sameStatus compares statuses as the managers send them back: times by
+// the instant, since a time that went through JSON has lost its monotonic
+// reading and its location (== told a wall-clock runtime's statuses apart
+// from themselves, so they were reported again on every beat, and a
+// stopped container was never removed).
+func sameStatus(x, y fsm.TaskStatus) bool {
+	if !x.StartedAt.Equal(y.StartedAt) || !x.FinishedAt.Equal(y.FinishedAt) {
+		return false
+	}
+	x.StartedAt, x.FinishedAt, y.StartedAt, y.FinishedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	return x == y
 }
 
 // retire stops a container that still runs and removes one that has

@@ -282,4 +282,21 @@ type Backend interface {
 	// SealSecret encrypts a secret's value for the secret with ID id, with
 	// the cluster's data key (made on first use). Leader only.
 	SealSecret(ctx context.Context, id string, plaintext []byte) ([]byte, error)
+	// SecretMatches reports whether plaintext is the value of s's current
+	// version, opened with the cluster's data key (`warren apply` stores a
+	// new version only when the value differs). Leader only.
+	SecretMatches(ctx context.Context, s *types.Secret, plaintext []byte) (bool, error)
+	// Unlock gives this manager, and only it, the unlock key of an
+	// autolocked cluster: it checks the key against the cluster's data
+	// key (a wrong one wraps ErrForbidden and changes nothing) and keeps
+	// it in memory, so that it can seal and open secrets. Any manager,
+	// leader or not.
+	Unlock(ctx context.Context, key []byte) (*UnlockResult, error)
+	// RotateDataKey makes a new data key and seals every secret (every
+	// version) again under it, then drops the old key; a rotation an
+	// earlier leader left unfinished is finished instead. It calls
+	// progress once the new key is in place (an error before that is an
+	// ordinary answer), as it goes, and last with Done set; it goes on
+	// when the caller leaves. Leader only.
+	RotateDataKey(ctx context.Context, progress func(KeyRotation)) error
 }

@@ -309,44 +309,7 @@ var _ = Describe("Client", func() {
 		})
 	})
 
-	When("managing volumes", func() {
-		It("creates, reads, replaces and deletes one, and refuses to delete one in use", func() {
-			in := typestest.Volume("", "data", "")
-			in.CreatedAt = time.Time{}
-			v, err := admin.CreateVolume(ctx, in)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(v.ID).To(HaveLen(20))
-			Expect(v.CreatedAt).To(BeTemporally("==", typestest.Epoch))
-			Expect(admin.GetVolume(ctx, "data")).To(HaveField("ID", v.ID))
-			Expect(admin.ListVolumes(ctx, false)).To(HaveLen(1))
-
-			v.Options = map[string]string{"size": "10G"}
-			clock.advance(time.Hour)
-			v, err = admin.UpdateVolume(ctx, v)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(v.CreatedAt).To(BeTemporally("==", typestest.Epoch))
-			Expect(b.store.GetVolume(v.ID)).To(HaveField("Options", HaveKeyWithValue("size", "10G")))
-
-			svc := typestest.Service("", "db")
-			svc.Volumes = []*types.VolumeMount{{Source: "data", Target: "/data"}}
-			_, err = admin.CreateService(ctx, svc)
-			Expect(err).NotTo(HaveOccurred())
-			err = admin.DeleteVolume(ctx, "data")
-			Expect(err).To(MatchError(fsm.ErrInUse))
-			Expect(err).To(MatchError(ContainSubstring("volume data is used by service db")))
-			Expect(admin.DeleteService(ctx, "db")).To(Succeed())
-			Expect(admin.DeleteVolume(ctx, v.ID)).To(Succeed())
-			Expect(admin.ListVolumes(ctx, false)).To(BeEmpty())
-		})
-
-		It("refuses to move a local volume pinned to a node", func() {
-			v, err := admin.CreateVolume(ctx, typestest.Volume("", "data", "n1"))
-			Expect(err).NotTo(HaveOccurred())
-			v.NodeID = "n2"
-			_, err = admin.UpdateVolume(ctx, v)
-			Expect(err).To(MatchError(fsm.ErrConflict))
-		})
-	})
+	// Volumes have endpoints of their own: see volumes_test.go.
 
 	When("managing networks", func() {
 		It("creates, reads, replaces and deletes one", func() {

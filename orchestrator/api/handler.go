@@ -84,6 +84,8 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	serveRecords(h, volumes)
 	serveRecords(h, networks)
 	serveSecrets(h)
+	serveApply(h)
+	serveSecretKeys(h)
 	// Everything else gets an Error body too, so the client can say what
 	// went wrong instead of quoting the mux's plain-text 404.
 	h.handle("/", anyone, noEndpoint)

@@ -13,9 +13,9 @@ import (
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
-// The records users manage with the same five endpoints each: services,
-// volumes and networks (secrets will join once they are encrypted on the
-// way in). One generic implementation serves the three.
+// The records users manage with the same five endpoints each: services and
+// networks. One generic implementation serves both; secrets (secrets.go)
+// and volumes (volumes.go) have endpoints of their own.
 
 // recordKind describes one kind of record to the generic endpoints.
 type recordKind[T any, P types.RecordPtr[T]] struct {
@@ -27,6 +27,8 @@ type recordKind[T any, P types.RecordPtr[T]] struct {
 	update    func(P) fsm.Command
 	remove    func(id string) fsm.Command
 	fields    func(P) serverFields
+	// serve, when set, replaces the generic endpoints with the kind's own.
+	serve func(*handler)
 }
 
 // serverFields points into a record at what the server sets: its ID, and
@@ -47,16 +49,9 @@ var services = &recordKind[types.Service, *types.Service]{
 	fields:    func(s *types.Service) serverFields { return serverFields{&s.ID, &s.CreatedAt, &s.UpdatedAt} },
 }
 
-var volumes = &recordKind[types.Volume, *types.Volume]{
-	kind:      types.KindVolume,
-	get:       state.Reader.GetVolume,
-	getByName: state.Reader.GetVolumeByName,
-	list:      state.Reader.ListVolumes,
-	create:    func(v *types.Volume) fsm.Command { return &fsm.CreateVolume{Volume: v} },
-	update:    func(v *types.Volume) fsm.Command { return &fsm.UpdateVolume{Volume: v} },
-	remove:    func(id string) fsm.Command { return &fsm.DeleteVolume{ID: id} },
-	fields:    func(v *types.Volume) serverFields { return serverFields{&v.ID, &v.CreatedAt, nil} },
-}
+// volumes have endpoints of their own (volumes.go); the kind is here only
+// so that serving it serves those.
+var volumes = &recordKind[types.Volume, *types.Volume]{kind: types.KindVolume, serve: serveVolumes}
 
 var networks = &recordKind[types.Network, *types.Network]{
 	kind:      types.KindNetwork,
@@ -96,6 +91,10 @@ func (f serverFields) stamp(created, now time.Time) {
 }
 
 func serveRecords[T any, P types.RecordPtr[T]](h *handler, k *recordKind[T, P]) {
+	if k.serve != nil {
+		k.serve(h)
+		return
+	}
 	all := recordsPath(k.kind)
 	one := all + "/{key}"
 	resolve := func(r *http.Request) (P, error) {
@@ -223,12 +222,6 @@ func (c *Client) CreateService(ctx context.Context, s *types.Service) (*types.Se
 	return createRecord(ctx, c, s)
 }
 
-// CreateVolume creates v (the server gives it an ID if it has none) and
-// returns it as stored.
-func (c *Client) CreateVolume(ctx context.Context, v *types.Volume) (*types.Volume, error) {
-	return createRecord(ctx, c, v)
-}
-
 // DeleteNetwork deletes the network with ID or name key; one a service is
 // attached to is refused (fsm.ErrInUse).
 func (c *Client) DeleteNetwork(ctx context.Context, key string) error {
@@ -240,12 +233,6 @@ func (c *Client) DeleteService(ctx context.Context, key string) error {
 	return deleteRecord(ctx, c, types.KindService, key)
 }
 
-// DeleteVolume deletes the volume with ID or name key; one a service
-// mounts is refused (fsm.ErrInUse).
-func (c *Client) DeleteVolume(ctx context.Context, key string) error {
-	return deleteRecord(ctx, c, types.KindVolume, key)
-}
-
 // GetNetwork returns the network with ID or name key.
 func (c *Client) GetNetwork(ctx context.Context, key string) (*types.Network, error) {
 	return getRecord[*types.Network](ctx, c, types.KindNetwork, key)
@@ -254,11 +241,6 @@ func (c *Client) GetNetwork(ctx context.Context, key string) (*types.Network, er
 // GetService returns the service with ID or name key.
 func (c *Client) GetService(ctx context.Context, key string) (*types.Service, error) {
 	return getRecord[*types.Service](ctx, c, types.KindService, key)
-}
-
-// GetVolume returns the volume with ID or name key.
-func (c *Client) GetVolume(ctx context.Context, key string) (*types.Volume, error) {
-	return getRecord[*types.Volume](ctx, c, types.KindVolume, key)
 }
 
 // ListNetworks lists the networks; stale reads the answering manager's state,
@@ -273,12 +255,6 @@ func (c *Client) ListServices(ctx context.Context, stale bool) ([]*types.Service
 	return listRecords[*types.Service](ctx, c, types.KindService, stale)
 }
 
-// ListVolumes lists the volumes; stale reads the answering manager's state,
-// which may lag the leader's but needs no leader.
-func (c *Client) ListVolumes(ctx context.Context, stale bool) ([]*types.Volume, error) {
-	return listRecords[*types.Volume](ctx, c, types.KindVolume, stale)
-}
-
 // UpdateNetwork replaces the network n names (by ID, else by name) with n.
 func (c *Client) UpdateNetwork(ctx context.Context, n *types.Network) (*types.Network, error) {
 	return updateRecord(ctx, c, n)
@@ -287,9 +263,4 @@ func (c *Client) UpdateNetwork(ctx context.Context, n *types.Network) (*types.Ne
 // UpdateService replaces the service s names (by ID, else by name) with s.
 func (c *Client) UpdateService(ctx context.Context, s *types.Service) (*types.Service, error) {
 	return updateRecord(ctx, c, s)
-}
-
-// UpdateVolume replaces the volume v names (by ID, else by name) with v.
-func (c *Client) UpdateVolume(ctx context.Context, v *types.Volume) (*types.Volume, error) {
-	return updateRecord(ctx, c, v)
 }

@@ -5,6 +5,10 @@
 // After a leader change the new leader has heard from no one, so every node
 // gets a grace period from the moment of the change before it can be
 // marked down: a failover never turns into a mass reschedule.
+//
+// It also decides what a node's volume report changes (volumes.go): which
+// volumes are pinned to the node, which of those it made are gone, and
+// which recorded sizes to write.
 package dispatcher
 
 import (

@@ -440,6 +440,7 @@ func servicesWhere(tx state.Tx, pred func(*types.Service) bool) ([]string, error
 }
 
 func inUse(kind, name string, services []string) error {
+	slices.Sort(services)
 	return fmt.Errorf("%w: %s %s is used by service %s: remove it from the service first, or delete the service",
 		ErrInUse, kind, name, strings.Join(services, ", "))
 }

@@ -44,6 +44,44 @@ func Unwrap(kek []byte, clusterID string, wrapped []byte) (*Keyring, error) {
 	return &Keyring{aead: aead}, nil
 }
 
+// UnwrapWithPrevious is Unwrap for a cluster whose `secret rotate-key` may
+// be in progress: previous (the cluster record's PreviousDataKey, wrapped
+// under the same KEK) is the data key being replaced, and the Keyring
+// opens what it sealed too, while sealing only under wrapped. An empty
+// previous gives what Unwrap gives. Either key failing to open fails it
+// all, as Unwrap does: a keyring that could open only some secrets would
+// fail later, further from the cause.
+func UnwrapWithPrevious(kek []byte, clusterID string, wrapped, previous []byte) (*Keyring, error) {
+	k, err := Unwrap(kek, clusterID, wrapped)
+	if err != nil || len(previous) == 0 {
+		return k, err
+	}
+	dek, err := unwrap(kek, clusterID, previous)
+	if err != nil {
+		return nil, fmt.Errorf("the previous data key (of a rotation in progress): %w", err)
+	}
+	if k.previous, err = newAEAD(dek); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// RotateDataKey starts a data key rotation: it makes a new data key from
+// rand and returns it wrapped under newKEK (the cluster's next DataKey),
+// with the current one, wrapped under oldKEK, re-wrapped under newKEK
+// (its PreviousDataKey). newKEK may be oldKEK: an autolocked cluster's
+// unlock key stays. UnwrapWithPrevious(newKEK, ...) of the two opens
+// secrets sealed under either; Keyring.Reseal moves them to the new one.
+func RotateDataKey(oldKEK, newKEK []byte, clusterID string, current []byte, rand io.Reader) (next, previous []byte, err error) {
+	if previous, err = Rewrap(oldKEK, newKEK, clusterID, current, rand); err != nil {
+		return nil, nil, err
+	}
+	if next, err = NewDataKey(newKEK, clusterID, rand); err != nil {
+		return nil, nil, err
+	}
+	return next, previous, nil
+}
+
 // Rewrap re-encrypts a wrapped data key from oldKEK to newKEK, for a key
 // rotation. The data key itself is unchanged, so secrets sealed under it
 // still open; only the wrapped key needs storing again.

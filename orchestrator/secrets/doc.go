@@ -9,6 +9,17 @@
 // copied into another secret's record does not open. Changing the KEK
 // (Rewrap) re-encrypts one 32-byte key, not every secret.
 //
+// An autolocked cluster has no derived KEK: its KEK is the unlock key, 32
+// random bytes (NewUnlockKey) given to the administrator once, as
+// FormatUnlockKey writes it, and to each manager in memory only. Its data
+// key is made at init, so that unwrapping it tells a wrong unlock key
+// from the right one.
+//
+// Rotating the data key (RotateDataKey) makes a new one and keeps the old
+// one, re-wrapped, as the previous key until every secret is sealed again
+// under the new one (Keyring.Reseal); meanwhile a Keyring from
+// UnwrapWithPrevious opens secrets sealed under either.
+//
 // Both wrapped keys and sealed secrets are AES-256-GCM envelopes: a format
 // version byte, a fresh 96-bit nonce, then the ciphertext and its tag.
 //

@@ -14,10 +14,14 @@ import (
 const secretPurpose = "warren secret v1"
 
 // Keyring seals and opens secrets with a cluster's unwrapped data key. Get
-// one from Unwrap; the zero Keyring refuses to work. It holds the key only
-// inside its cipher, so printing a Keyring shows no key material.
+// one from Unwrap or UnwrapWithPrevious; the zero Keyring refuses to work.
+// It holds its keys only inside its ciphers, so printing a Keyring shows
+// no key material.
 type Keyring struct {
 	aead cipher.AEAD
+	// previous is the data key a rotation replaces, nil when none is in
+	// progress: Open falls back to it, Seal never uses it.
+	previous cipher.AEAD
 }
 
 // Overhead is the number of bytes Seal adds to a plaintext, so a secret's
@@ -37,26 +41,73 @@ func (k *Keyring) Seal(secretID string, plaintext []byte, rand io.Reader) ([]byt
 	return seal(k.aead, plaintext, associatedData(secretPurpose, secretID), rand)
 }
 
-// Open decrypts what Seal returned for the same secret ID. It returns
-// ErrDamaged when sealed is altered or truncated, or was sealed for another
-// secret or under another data key: GCM cannot tell these apart.
+// Open decrypts what Seal returned for the same secret ID, under the data
+// key or, during a rotation, the previous one. It returns ErrDamaged when
+// sealed is altered or truncated, or was sealed for another secret or
+// under another data key: GCM cannot tell these apart.
 func (k *Keyring) Open(secretID string, sealed []byte) ([]byte, error) {
-	if err := k.check(secretID); err != nil {
-		return nil, err
+	plaintext, _, err := k.open(secretID, sealed)
+	return plaintext, err
+}
+
+// Reseal returns sealed as it is when it opens under the data key, and
+// otherwise opens it under the previous key and seals it again under the
+// data key, with a nonce from rand: what a rotation does to every secret.
+// resealed says which; a second Reseal of its result changes nothing. It
+// fails as Open does, and sealed is not changed.
+func (k *Keyring) Reseal(secretID string, sealed []byte, rand io.Reader) (out []byte, resealed bool, err error) {
+	plaintext, previous, err := k.open(secretID, sealed)
+	if err != nil {
+		return nil, false, err
 	}
-	plaintext, err := open(k.aead, sealed, associatedData(secretPurpose, secretID))
+	defer clear(plaintext)
+	if !previous {
+		return sealed, false, nil
+	}
+	out, err = seal(k.aead, plaintext, associatedData(secretPurpose, secretID), rand)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
+}
+
+// Rotating reports whether k holds the previous data key of a rotation.
+func (k *Keyring) Rotating() bool { return k != nil && k.previous != nil }
+
+// open is Open that also says whether the previous key opened sealed.
+func (k *Keyring) open(secretID string, sealed []byte) (plaintext []byte, previous bool, err error) {
+	if err := k.check(secretID); err != nil {
+		return nil, false, err
+	}
+	ad := associatedData(secretPurpose, secretID)
+	plaintext, err = open(k.aead, sealed, ad)
+	if errors.Is(err, errAuth) && k.previous != nil {
+		if p, perr := open(k.previous, sealed, ad); perr == nil {
+			return p, true, nil
+		}
+	}
+	if err != nil {
+		return nil, false, k.openError(secretID, sealed, err)
+	}
+	return plaintext, false, nil
+}
+
+// openError names what kept a secret from opening.
+func (k *Keyring) openError(secretID string, sealed []byte, err error) error {
+	keys := "under another cluster's data key"
+	if k.previous != nil {
+		keys = "under neither this cluster's data key nor the one `secret rotate-key` is replacing"
+	}
 	switch {
 	case errors.Is(err, errShort):
-		return nil, fmt.Errorf("%w: secret %q is %d bytes sealed, shorter than the %d-byte envelope: its record was truncated; create the secret again",
+		return fmt.Errorf("%w: secret %q is %d bytes sealed, shorter than the %d-byte envelope: its record was truncated; create the secret again",
 			ErrDamaged, secretID, len(sealed), overhead)
 	case errors.Is(err, errVersion):
-		return nil, fmt.Errorf("%w: secret %q has format version %d and this build reads only %d: it is damaged, or a newer Warren wrote it (upgrade this manager)",
+		return fmt.Errorf("%w: secret %q has format version %d and this build reads only %d: it is damaged, or a newer Warren wrote it (upgrade this manager)",
 			ErrDamaged, secretID, sealed[0], formatV1)
-	case err != nil:
-		return nil, fmt.Errorf("%w: secret %q does not open: its data was altered, sealed for another secret, or sealed under another cluster's data key; create the secret again",
-			ErrDamaged, secretID)
 	}
-	return plaintext, nil
+	return fmt.Errorf("%w: secret %q does not open: its data was altered, sealed for another secret, or sealed %s; create the secret again",
+		ErrDamaged, secretID, keys)
 }
 
 func (k *Keyring) check(secretID string) error {

@@ -213,6 +213,14 @@ func describeStep(st sim.Step) string {
 		return "crash " + st.Crash.Node
 	case st.Restart != nil:
 		return "restart " + st.Restart.Node
+	case st.UpdateSecret != nil:
+		return "update-secret " + st.UpdateSecret.Name
+	case st.DeleteSecret != nil:
+		return "delete-secret " + st.DeleteSecret.Name
+	case st.DeleteVolume != nil:
+		return "delete-volume " + st.DeleteVolume.Name
+	case st.DeleteService != nil:
+		return "delete-service " + st.DeleteService.Name
 	}
 	return "step"
 }

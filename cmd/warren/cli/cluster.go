@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -20,7 +22,7 @@ func newClusterCommand(opts *Options) *cobra.Command {
 		Short: "Create a cluster and look after it: init, info, join tokens",
 	}
 	cmd.AddCommand(newClusterInitCommand(opts), newClusterInfoCommand(opts), newJoinTokenCommand(opts),
-		newBackupCommand(opts), newRestoreCommand(opts))
+		newBackupCommand(opts), newRestoreCommand(opts), newUnlockCommand(opts))
 	return cmd
 }
 
@@ -79,7 +81,7 @@ func (o *Options) nodeConfig(cmd *cobra.Command, f *nodeFlags) daemon.Config {
 
 func newClusterInitCommand(opts *Options) *cobra.Command {
 	var f nodeFlags
-	var force bool
+	var force, autolock bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new cluster with this machine as its first manager, and run it",
@@ -91,6 +93,10 @@ the foreground until it is stopped.
 
 The local administrator's certificate is written to <data-dir>/pki/admin.crt;
 the CLI uses it to talk to the cluster (warren --data-dir <data-dir> ...).
+
+With --autolock, the key that protects secrets is not kept in the state:
+init prints an unlock key, once, and a manager that restarts (or joins)
+seals and opens no secret until ` + "`warren cluster unlock`" + ` gives it the key.
 
 With --force-new-cluster, --data-dir must hold a manager that outlived
 its quorum, or a backup unpacked by ` + "`warren cluster restore`" + `: that node
@@ -107,13 +113,88 @@ becomes the only manager of the cluster, with all of its state.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "Add a manager: warren manager join --manager %s --token \"$(warren --data-dir %s cluster join-token manager -q)\" --api-addr HOST:PORT --advertise-addr HOST:PORT\n", f.apiAddr, opts.DataDir)
 			}
 			if force {
+				if autolock {
+					return fmt.Errorf("cli: --autolock is for a new cluster: one that --force-new-cluster restarts keeps the setting it had")
+				}
 				return daemon.ForceNewCluster(ctx, cfg)
+			}
+			if autolock {
+				cfg.Autolock = true
+				cfg.UnlockKey = func(key string) { printUnlockKey(cmd.OutOrStdout(), key, f.apiAddr) }
 			}
 			return daemon.Init(ctx, cfg)
 		},
 	}
 	f.add(cmd)
 	cmd.Flags().BoolVar(&force, "force-new-cluster", false, "restart the cluster from this manager alone (after a lost quorum, or a restore)")
+	cmd.Flags().BoolVar(&autolock, "autolock", false, "keep the key that protects secrets out of the state: print an unlock key that restarted managers need")
+	return cmd
+}
+
+// printUnlockKey shows an autolocked cluster's unlock key, the one time it
+// is shown.
+func printUnlockKey(w io.Writer, key, apiAddr string) {
+	fmt.Fprintf(w, `This cluster is autolocked. Its unlock key, shown this once:
+
+    %s
+
+Keep it safe, away from the cluster's machines (a password manager, a vault):
+it is stored nowhere else, and without it the cluster's secrets cannot be
+read by anyone. A manager that restarts or joins seals and opens no secret
+until it is unlocked with it:
+
+    warren cluster unlock --manager %s
+
+`, key, apiAddr)
+}
+
+func newUnlockCommand(opts *Options) *cobra.Command {
+	var keyFile string
+	cmd := &cobra.Command{
+		Use:   "unlock [--key-file FILE]",
+		Short: "Give the unlock key to the managers of --manager, after they restarted in an autolocked cluster",
+		Long: `Give the unlock key that ` + "`warren cluster init --autolock`" + ` printed to each
+manager named by --manager (one, or several separated by commas). Each
+manager checks it against the cluster's data key and keeps it in memory
+only; a wrong key is refused and changes nothing. A manager that started
+in an autolocked cluster seals and opens no secret until it is unlocked:
+unlock every manager, since any of them may come to lead.
+
+The key is read from --key-file, or from standard input: asked for
+(without echo) in a terminal, or piped in.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			text, err := readUnlockKey(cmd.InOrStdin(), cmd.ErrOrStderr(), keyFile)
+			if err != nil {
+				return err
+			}
+			if err := parseUnlockKey(text); err != nil {
+				return err
+			}
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			var failed []error
+			for _, addr := range strings.Split(opts.Manager, ",") {
+				if addr = strings.TrimSpace(addr); addr == "" {
+					continue
+				}
+				res, err := client.Unlock(cmd.Context(), addr, text)
+				if err != nil {
+					failed = append(failed, fmt.Errorf("%s: %w", addr, err))
+					continue
+				}
+				state := "is unlocked"
+				if res.AlreadyUnlocked {
+					state = "was unlocked already"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Manager %s at %s %s.\n", res.Manager, addr, state)
+			}
+			return errors.Join(failed...)
+		},
+	}
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "read the unlock key from `FILE` instead of standard input")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/warren-orchestrator/warren/daemon"
 )
@@ -69,9 +70,26 @@ func NewRootCommand(getenv func(string) string) *cobra.Command {
 	root.AddCommand(newVersionCommand(opts), newSimCommand(),
 		newClusterCommand(opts), newStartCommand(opts),
 		newJoinCommand(opts, "manager"), newJoinCommand(opts, "worker"),
-		newNodeCommand(opts), newServiceCommand(opts), newImageCommand(opts), newSecretCommand(opts))
+		newNodeCommand(opts), newServiceCommand(opts), newImageCommand(opts), newSecretCommand(opts), newVolumeCommand(opts))
+	root.AddCommand(newApplyCommand(opts))
 	refuseUnknownSubcommands(root)
 	return root
+}
+
+// lookupFlag finds a flag of cmd or an inherited one by its name or its
+// one-letter shorthand.
+func lookupFlag(cmd *cobra.Command, name string) *pflag.Flag {
+	for _, fs := range []*pflag.FlagSet{cmd.Flags(), cmd.InheritedFlags()} {
+		if f := fs.Lookup(name); f != nil {
+			return f
+		}
+		if len(name) == 1 {
+			if f := fs.ShorthandLookup(name); f != nil {
+				return f
+			}
+		}
+	}
+	return nil
 }
 
 // refuseUnknownSubcommands makes every command group below the root (warren
@@ -89,15 +107,29 @@ func refuseUnknownSubcommands(root *cobra.Command) {
 		// is wrong, not the flags, which belong to it.
 		c.DisableFlagParsing = true
 		c.RunE = func(cmd *cobra.Command, args []string) error {
-			for _, a := range args {
+			// The global flags come along unparsed (--data-dir DIR): the
+			// first word that is neither a flag nor a flag's value is the
+			// unknown command.
+			unknownFlag := ""
+			for i := 0; i < len(args); i++ {
+				a := args[i]
 				if !strings.HasPrefix(a, "-") {
 					return fmt.Errorf("unknown command %q for %q: run `%s --help` for its commands", a, cmd.CommandPath(), cmd.CommandPath())
 				}
-			}
-			for _, a := range args {
-				if a != "-h" && a != "--help" {
-					return fmt.Errorf("unknown flag: %s: %q takes a command first: run `%s --help`", a, cmd.CommandPath(), cmd.CommandPath())
+				name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+				f := lookupFlag(cmd, name)
+				switch {
+				case a == "-h" || a == "--help":
+				case f == nil:
+					if unknownFlag == "" {
+						unknownFlag = a
+					}
+				case !hasValue && f.NoOptDefVal == "":
+					i++ // its value
 				}
+			}
+			if unknownFlag != "" {
+				return fmt.Errorf("unknown flag: %s: %q takes a command first: run `%s --help`", unknownFlag, cmd.CommandPath(), cmd.CommandPath())
 			}
 			return cmd.Help()
 		}

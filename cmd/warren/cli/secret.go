@@ -17,7 +17,7 @@ func newSecretCommand(opts *Options) *cobra.Command {
 		Use:   "secret",
 		Short: "Create, list, inspect and delete secrets (values are encrypted, and never shown)",
 	}
-	cmd.AddCommand(newSecretCreateCommand(opts), newSecretUpdateCommand(opts), newSecretLsCommand(opts), newSecretInspectCommand(opts), newSecretRmCommand(opts))
+	cmd.AddCommand(newSecretCreateCommand(opts), newSecretUpdateCommand(opts), newSecretLsCommand(opts), newSecretInspectCommand(opts), newSecretRmCommand(opts), newSecretRotateKeyCommand(opts))
 	return cmd
 }
 

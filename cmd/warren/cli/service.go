@@ -68,6 +68,7 @@ entrypoint's arguments), as after the image in docker service create:
 			if err != nil {
 				return err
 			}
+			warnLocalVolumes(cmd.Context(), cmd.ErrOrStderr(), client, svc)
 			fmt.Fprintln(cmd.OutOrStdout(), created.ID)
 			return nil
 		},
