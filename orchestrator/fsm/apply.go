@@ -503,11 +503,46 @@ func planTasks(tx state.Tx, p *PlanTasks) error {
 		if err := checkPlacement(tx, t); err != nil {
 			return err
 		}
+		if err := keepSecretVersions(tx, t); err != nil {
+			return err
+		}
 		if err := tx.UpdateContainer(t); err != nil {
 			return err
 		}
 	}
 	return pruneSecrets(tx, p.Upsert)
+}
+
+// keepSecretVersions gives a task of a plan that is new, and made with a
+// secret version that was dropped since the plan was made (an update
+// committed between the plan's snapshot and its commit, when no other
+// task used the old version), the secret's current version: it has not
+// started, and a version that is gone cannot be delivered.
+func keepSecretVersions(tx state.Tx, t *types.Container) error {
+	if len(t.Secrets) == 0 || t.DesiredState != types.ContainerRunning {
+		return nil
+	}
+	if ok, err := tx.Has(types.KindContainer, t.ID); err != nil || ok {
+		return err
+	}
+	for _, id := range t.Secrets {
+		s, err := tx.GetSecret(id)
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, ok := s.VersionData(t.SecretVersionOf(id)); ok {
+			continue
+		}
+		t.SecretVersions = maps.Clone(t.SecretVersions)
+		if t.SecretVersions == nil {
+			t.SecretVersions = map[string]int{}
+		}
+		t.SecretVersions[id] = s.CurrentVersion()
+	}
+	return nil
 }
 
 // pinVolume creates a local volume on its node, or pins an existing one

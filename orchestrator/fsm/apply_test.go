@@ -218,6 +218,17 @@ var _ = Describe("Apply", func() {
 			Expect(versions()).To(Equal([]int{3}), "the plan retired the last task of version 1")
 		})
 
+		It("gives a new task of a plan the current version when its own was dropped after the plan was made", func() {
+			must(&fsm.RegisterNode{Node: typestest.Node("node-1")},
+				&fsm.CreateSecret{Secret: typestest.Secret("sec-1", "db-password")})
+			update(2, 1) // no task uses version 1: dropped
+			Expect(versions()).To(Equal([]int{2}))
+			must(&fsm.PlanTasks{Upsert: []*types.Container{task("t-1", 1, types.ContainerRunning)}})
+			t, err := s.GetContainer("t-1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(t.SecretVersionOf("sec-1")).To(Equal(2))
+		})
+
 		It("refuses an update made from a version that is no longer the secret's", func() {
 			must(&fsm.CreateSecret{Secret: typestest.Secret("sec-1", "db-password")})
 			next := typestest.Secret("sec-1", "db-password")

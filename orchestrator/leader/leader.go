@@ -71,7 +71,12 @@ func (l *Leader) Applied(c fsm.Command) {
 // does).
 func affectsTasks(c fsm.Command) bool {
 	switch c.Kind() {
-	case fsm.KindCreateSecret, fsm.KindUpdateSecret, fsm.KindDeleteSecret,
+	case fsm.KindDeleteSecret:
+		// Forced, it takes the secret out of services: their tasks are
+		// outdated.
+		d, ok := c.(*fsm.DeleteSecret)
+		return ok && d.Force
+	case fsm.KindCreateSecret, fsm.KindUpdateSecret,
 		fsm.KindCreateNetwork, fsm.KindUpdateNetwork, fsm.KindDeleteNetwork,
 		fsm.KindSetCluster:
 		return false
