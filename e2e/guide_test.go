@@ -186,6 +186,17 @@ exec %q --data-dir %q "$@"
 					Expect(err).NotTo(HaveOccurred())
 					Expect(nodes).To(HaveLen(1))
 					Expect(v.NodeID).To(Equal(nodes[0].ID), "the volume is made on the task's node")
+					By("the node measures the volume and reports its size")
+					Eventually(func() (int64, error) {
+						v, err := client.GetVolume(ctx, "db-data")
+						if err != nil {
+							return 0, err
+						}
+						return v.Size, nil
+					}).WithTimeout(60 * time.Second).WithPolling(500 * time.Millisecond).Should(BeEquivalentTo(len("row1\n")))
+					code, out := sh("warren volume list")
+					Expect(code).To(Equal(0), out)
+					Expect(out).To(MatchRegexp(`(?m)^db-data\s+local\s+5B\s+\S+\s+`))
 				}},
 			{cmd: "warren volume delete db-data --manager 127.0.0.1:8080", code: 1, want: []string{`used by service postgres`, `--force`}},
 			{cmd: "warren volume delete db-data --force --manager 127.0.0.1:8080", want: []string{`postgres`},
