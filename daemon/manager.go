@@ -378,6 +378,19 @@ func (m *manager) AddManager(ctx context.Context, req *api.AddManagerRequest) er
 	return nil
 }
 
+// clusterAfterBarrier reads the cluster record as of every write
+// committed before this call (a leader's read: what the previous leader
+// did is seen).
+func (m *manager) clusterAfterBarrier(ctx context.Context) (*types.Cluster, error) {
+	var c *types.Cluster
+	err := m.Read(ctx, false, func(r state.Reader) error {
+		var err error
+		c, err = r.GetCluster()
+		return err
+	})
+	return c, err
+}
+
 // JoinToken implements api.Backend.
 func (m *manager) JoinToken(ctx context.Context, role string, rotate bool) (string, error) {
 	if !m.node.IsLeader() {
@@ -387,12 +400,8 @@ func (m *manager) JoinToken(ctx context.Context, role string, rotate bool) (stri
 	defer m.mu.Unlock()
 	// Read after a barrier: a token rotated by the previous leader must
 	// not come back.
-	var c *types.Cluster
-	if err := m.Read(ctx, false, func(r state.Reader) error {
-		var err error
-		c, err = r.GetCluster()
-		return err
-	}); err != nil {
+	c, err := m.clusterAfterBarrier(ctx)
+	if err != nil {
 		return "", err
 	}
 	field := &c.WorkerToken

@@ -209,12 +209,8 @@ func (m *manager) startRotation(ctx context.Context) (api.KeyRotation, []byte, e
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	// After a barrier: a rotation the previous leader began must be seen.
-	var c *types.Cluster
-	if err := m.Read(ctx, false, func(r state.Reader) error {
-		var err error
-		c, err = r.GetCluster()
-		return err
-	}); err != nil {
+	c, err := m.clusterAfterBarrier(ctx)
+	if err != nil {
 		return api.KeyRotation{}, nil, err
 	}
 	m.keysMu.Lock()

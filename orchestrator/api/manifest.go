@@ -192,18 +192,11 @@ func (s ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatIn
 
 // UnmarshalText reads a number of bytes with an optional unit.
 func (s *ByteSize) UnmarshalText(b []byte) error {
-	text := strings.TrimSpace(string(b))
-	digits := strings.IndexFunc(text, func(r rune) bool { return r < '0' || r > '9' })
-	if digits < 0 {
-		digits = len(text)
-	}
-	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(text[digits:]), "B"), "I")
-	shift, ok := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[unit]
-	n, err := strconv.ParseInt(text[:digits], 10, 64)
-	if err != nil || !ok || n > (1<<62)>>shift {
+	n, err := types.ParseSize(string(b))
+	if err != nil {
 		return fmt.Errorf("%q is not a size: use bytes, or a number and a unit, e.g. 64M or 1G", b)
 	}
-	*s = ByteSize(n << shift)
+	*s = ByteSize(n)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -502,4 +503,21 @@ func (cl *Cluster) Validate() error {
 func certDigest(der []byte) string {
 	sum := sha256.Sum256(der)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ParseSize reads a byte count: a whole number of bytes with an optional
+// binary unit, K, M, G or T (KB, KiB... read alike: 64M is 64 MiB).
+func ParseSize(s string) (int64, error) {
+	text := strings.TrimSpace(s)
+	digits := strings.IndexFunc(text, func(r rune) bool { return r < '0' || r > '9' })
+	if digits < 0 {
+		digits = len(text)
+	}
+	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(text[digits:]), "B"), "I")
+	shift, ok := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[unit]
+	n, err := strconv.ParseInt(text[:digits], 10, 64)
+	if err != nil || !ok || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("%w: %q is not a size: use bytes, or a number and a unit, e.g. 64M or 1G", ErrInvalid, s)
+	}
+	return n << shift, nil
 }

@@ -189,3 +189,22 @@ var _ = Describe("ValidateSecretData", func() {
 		Entry("1 MiB + 1", types.MaxSecretSize+1, false, "more than the limit of 1048576 (1 MiB)"),
 	)
 })
+
+var _ = Describe("ParseSize", func() {
+	DescribeTable("reads bytes with an optional binary unit",
+		func(in string, want int64) { Expect(types.ParseSize(in)).To(Equal(want)) },
+		Entry("bytes", "512", int64(512)),
+		Entry("K", "4K", int64(4<<10)),
+		Entry("MiB", "64MiB", int64(64<<20)),
+		Entry("Gb, lower case", "1gb", int64(1<<30)),
+		Entry("T with spaces", " 2T ", int64(2<<40)),
+	)
+	DescribeTable("refuses what is not a size",
+		func(in string) {
+			_, err := types.ParseSize(in)
+			Expect(err).To(MatchError(types.ErrInvalid))
+			Expect(err).To(MatchError(ContainSubstring("e.g. 64M or 1G")))
+		},
+		Entry("empty", ""), Entry("a word", "lots"), Entry("an unknown unit", "64Q"), Entry("too large", "9999999999T"), Entry("negative", "-1"),
+	)
+})

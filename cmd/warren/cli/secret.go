@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warren-orchestrator/warren/orchestrator/api"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
@@ -22,55 +23,21 @@ func newSecretCommand(opts *Options) *cobra.Command {
 }
 
 func newSecretCreateCommand(opts *Options) *cobra.Command {
-	var literal, file string
-	var stdin bool
-	cmd := &cobra.Command{
-		Use:   "create NAME (--from-literal KEY=VALUE | --from-file PATH | --from-stdin)",
-		Short: "Create a secret; tasks of services that use it find it at /run/secrets/NAME",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := secretValue(cmd.InOrStdin(), literal, file, stdin)
-			if err != nil {
-				return err
-			}
-			defer clear(data)
-			client, err := newAPIClient(opts)
-			if err != nil {
-				return err
-			}
-			info, err := client.CreateSecret(cmd.Context(), args[0], data)
+	return newSecretValueCommand(opts, "create NAME", "Create a secret; tasks of services that use it find it at /run/secrets/NAME",
+		func(cmd *cobra.Command, client *api.Client, name string, data []byte) error {
+			info, err := client.CreateSecret(cmd.Context(), name, data)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), info.ID)
 			return nil
-		},
-	}
-	fl := cmd.Flags()
-	fl.StringVar(&literal, "from-literal", "", "the value, as `KEY=VALUE` (the secret holds VALUE)")
-	fl.StringVar(&file, "from-file", "", "read the value from `PATH`")
-	fl.BoolVar(&stdin, "from-stdin", false, "read the value from standard input")
-	return cmd
+		})
 }
 
 func newSecretUpdateCommand(opts *Options) *cobra.Command {
-	var literal, file string
-	var stdin bool
-	cmd := &cobra.Command{
-		Use:   "update SECRET (--from-literal KEY=VALUE | --from-file PATH | --from-stdin)",
-		Short: "Make a secret's next version; tasks get it when replaced (service update --force-recreate)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := secretValue(cmd.InOrStdin(), literal, file, stdin)
-			if err != nil {
-				return err
-			}
-			defer clear(data)
-			client, err := newAPIClient(opts)
-			if err != nil {
-				return err
-			}
-			info, err := client.UpdateSecret(cmd.Context(), args[0], data)
+	return newSecretValueCommand(opts, "update SECRET", "Make a secret's next version; tasks get it when replaced (service update --force-recreate)",
+		func(cmd *cobra.Command, client *api.Client, name string, data []byte) error {
+			info, err := client.UpdateSecret(cmd.Context(), name, data)
 			if err != nil {
 				return err
 			}
@@ -80,6 +47,30 @@ func newSecretUpdateCommand(opts *Options) *cobra.Command {
 					strings.Join(info.UsedBy, ", "))
 			}
 			return nil
+		})
+}
+
+// newSecretValueCommand is a command that sends one secret's value, given
+// by exactly one of --from-literal, --from-file and --from-stdin; send
+// gets it, and the value is wiped after.
+func newSecretValueCommand(opts *Options, use, short string, send func(*cobra.Command, *api.Client, string, []byte) error) *cobra.Command {
+	var literal, file string
+	var stdin bool
+	cmd := &cobra.Command{
+		Use:   use + " (--from-literal KEY=VALUE | --from-file PATH | --from-stdin)",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := secretValue(cmd.InOrStdin(), literal, file, stdin)
+			if err != nil {
+				return err
+			}
+			defer clear(data)
+			client, err := newAPIClient(opts)
+			if err != nil {
+				return err
+			}
+			return send(cmd, client, args[0], data)
 		},
 	}
 	fl := cmd.Flags()

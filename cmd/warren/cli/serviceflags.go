@@ -166,15 +166,9 @@ func parseBytes(flag, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	digits := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
-	if digits < 0 {
-		digits = len(s)
-	}
-	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s[digits:]), "B"), "I")
-	shift, ok := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[unit]
-	n, err := strconv.ParseInt(s[:digits], 10, 64)
-	if err != nil || !ok || n > (1<<62)>>shift {
+	n, err := types.ParseSize(s)
+	if err != nil {
 		return 0, fmt.Errorf("cli: %s %q: use a size such as 64M or 1G", flag, s)
 	}
-	return n << shift, nil
+	return n, nil
 }
