@@ -38,10 +38,14 @@ var severity = map[string]int{sim.Pass: 0, sim.Liveness: 1, sim.Safety: 2, sim.C
 var exitCodes = map[string]int{sim.Liveness: ExitLiveness, sim.Safety: ExitInvariant, sim.Crash: ExitCrash, sim.Undecided: ExitNondeterministic}
 
 var brokenVariants = map[string]sim.Broken{
-	"ack-before-commit": sim.BrokenAckBeforeCommit,
-	"no-failover-grace": sim.BrokenNoFailoverGrace,
-	"ignore-volumes":    sim.BrokenIgnoreVolumes,
-	"extra-fsync":       sim.BrokenExtraFsync,
+	"ack-before-commit":  sim.BrokenAckBeforeCommit,
+	"no-failover-grace":  sim.BrokenNoFailoverGrace,
+	"ignore-volumes":     sim.BrokenIgnoreVolumes,
+	"extra-fsync":        sim.BrokenExtraFsync,
+	"secrets-every-node": sim.BrokenSecretsEveryNode,
+	"secrets-latest":     sim.BrokenSecretsLatest,
+	"secrets-linger":     sim.BrokenSecretsLinger,
+	"secrets-none":       sim.BrokenSecretsNone,
 }
 
 type simOptions struct {
@@ -96,7 +100,7 @@ most severe wins: 5, 4, 2, then 3.`,
 	f.BoolVar(&o.determinism, "check-determinism", false, "run every seed twice and fail on any difference")
 	f.IntVar(&o.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	f.BoolVar(&o.quiet, "quiet", false, "print only failures and the summary")
-	f.StringVar(&o.broken, "broken", "", "run a deliberately broken variant (ack-before-commit, no-failover-grace, ignore-volumes, extra-fsync): proves the checks catch it")
+	f.StringVar(&o.broken, "broken", "", "run a deliberately broken variant (ack-before-commit, no-failover-grace, ignore-volumes, extra-fsync, secrets-every-node, secrets-latest, secrets-linger, secrets-none): proves the checks catch it")
 	_ = f.MarkHidden("broken")
 	f.BoolVar(&o.failpoints, "failpoints", false, "with --consensus raft, in a binary built with failpoint-toolexec (make chaos builds bin/warren-failpoints): strike the failpoints of the raft wiring, each decision drawn from the seed")
 	addEnumFlag(cmd, &o.consensus, "consensus", "", ConsensusModel, []string{ConsensusModel, ConsensusRaft},
@@ -113,7 +117,7 @@ func runSim(out io.Writer, files []string, o simOptions) error {
 	}
 	broken, ok := brokenVariants[o.broken]
 	if o.broken != "" && !ok {
-		return fmt.Errorf("--broken %q: use ack-before-commit, no-failover-grace, ignore-volumes or extra-fsync", o.broken)
+		return fmt.Errorf("--broken %q: use ack-before-commit, no-failover-grace, ignore-volumes, extra-fsync, secrets-every-node, secrets-latest, secrets-linger or secrets-none", o.broken)
 	}
 	scenarios, err := loadScenarios(files)
 	if err != nil {
