@@ -98,6 +98,9 @@ echo
 echo "\$ warren secret ls"
 "${W[@]}" secret ls
 echo
+echo "\$ warren volume list   (made on the node of the first task that mounts it)"
+"${W[@]}" volume list
+echo
 echo "\$ warren service logs web   (each task read its secret from /run/secrets, a tmpfs)"
 "${W[@]}" service logs web
 echo
