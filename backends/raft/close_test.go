@@ -1,6 +1,7 @@
 package raft_test
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,10 +102,19 @@ var _ = Describe("Node.Close", Label("integ"), func() {
 		time.Sleep(2 * apply)
 		store.open()
 		Eventually(closed, 5*time.Second).Should(Receive(Succeed()))
+		// A goroutine scheduled late (under -race, on a busy machine) may
+		// reach Apply only after Close began: refused at once, never sent.
+		// The writes raft has, the stuck one at least, are answered
+		// outcome unknown.
+		unknown := 0
 		for range cap(writes) {
 			Eventually(writes, time.Second).Should(Receive(&err), "a write is still waiting after Close returned")
-			Expect(err).To(MatchError(wraft.ErrOutcomeUnknown))
+			Expect(err).To(Or(MatchError(wraft.ErrOutcomeUnknown), MatchError(state.ErrClosed)))
+			if errors.Is(err, wraft.ErrOutcomeUnknown) {
+				unknown++
+			}
 		}
+		Expect(unknown).To(BeNumerically(">=", 1), "the write stuck on the disk was in flight")
 		Eventually(barrier, time.Second).Should(Receive(&err), "the barrier is still waiting after Close returned")
 		Expect(err).To(Or(MatchError(state.ErrClosed), MatchError(wraft.ErrOutcomeUnknown)))
 	})

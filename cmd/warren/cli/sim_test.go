@@ -133,7 +133,7 @@ var _ = Describe("Sim", Label("sim"), func() {
 			Entry("a missing file", []string{scenario("no-such-scenario")}, "no-such-scenario.yaml: no such file"),
 			Entry("--runs 0", []string{scenario("write-path"), "--runs", "0"}, "--runs is 0: run at least 1 seed"),
 			Entry("--broken nonsense", []string{scenario("write-path"), "--broken", "nonsense"},
-				`--broken "nonsense": use ack-before-commit, no-failover-grace, ignore-volumes or extra-fsync`),
+				`--broken "nonsense": use ack-before-commit, no-failover-grace, ignore-volumes, extra-fsync, secrets-every-node, secrets-latest, secrets-linger or secrets-none`),
 			Entry("--trace with several runs", []string{scenario("write-path"), "--trace", "x", "--runs", "2"},
 				"--trace writes one run's trace: give one file and --runs 1"),
 		)
