@@ -78,7 +78,11 @@ func (v *volumes) sync(ctx context.Context, c *api.Client, nodeID string, inUse 
 	v.mu.Lock()
 	sizes := maps.Clone(v.sizes)
 	v.mu.Unlock()
-	ans, err := c.SyncVolumes(ctx, nodeID, &api.VolumeSync{Held: agent.Held(v.ledger), Sizes: sizes})
+	root, err := filepath.Abs(v.root)
+	if err != nil {
+		root = "" // the managers keep the default mount points
+	}
+	ans, err := c.SyncVolumes(ctx, nodeID, &api.VolumeSync{Held: agent.Held(v.ledger), Sizes: sizes, Root: root})
 	if err != nil {
 		return err
 	}

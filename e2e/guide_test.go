@@ -194,6 +194,7 @@ exec %q --data-dir %q "$@"
 						}
 						return v.Size, nil
 					}).WithTimeout(60 * time.Second).WithPolling(500 * time.Millisecond).Should(BeEquivalentTo(len("row1\n")))
+					Expect(client.GetVolume(ctx, "db-data")).To(HaveField("MountPoint", volumeDir("db-data")), "the node says where its volumes are")
 					code, out := sh("warren volume list")
 					Expect(code).To(Equal(0), out)
 					Expect(out).To(MatchRegexp(`(?m)^db-data\s+local\s+5B\s+\S+\s+`))

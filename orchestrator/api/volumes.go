@@ -49,8 +49,8 @@ type VolumeInfo struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
 	Driver string `json:"driver"`
-	// MountPoint is the volume's directory on its node (with the node's
-	// default data directory).
+	// MountPoint is the volume's directory on its node, as the node
+	// reported it (the default data directory's until it has).
 	MountPoint string `json:"mount_point"`
 	// NodeID and Node (its hostname) are where the volume lives; empty
 	// until it is placed.
@@ -91,6 +91,9 @@ type VolumeSync struct {
 	// Sizes are the bytes in the node's volume directories, by volume ID,
 	// as measured since its last report.
 	Sizes map[string]int64 `json:"sizes,omitempty"`
+	// Root is the absolute directory the node keeps its volumes under
+	// (<data-dir>/volumes): a volume's mount point is Root/NAME.
+	Root string `json:"root,omitempty"`
 }
 
 // NodeVolumes answers a VolumeSync.
@@ -355,8 +358,8 @@ func serveVolumes(h *handler) {
 			return err
 		}
 		type answer struct {
-			ans     *NodeVolumes
-			changed []*types.Volume
+			ans    *NodeVolumes
+			report *fsm.ReportVolumes
 		}
 		look := func(stale bool) (answer, error) {
 			return view(r.Context(), h.Backend, stale, func(rd state.Reader) (answer, error) {
@@ -366,7 +369,7 @@ func serveVolumes(h *handler) {
 				}
 				pinned, gone := dispatcher.NodeVolumes(id, vols, req.Held)
 				return answer{&NodeVolumes{Volumes: orEmpty(pinned), Gone: gone},
-					dispatcher.VolumeSizes(id, vols, req.Sizes, h.Clock.Now())}, nil
+					dispatcher.VolumeReport(id, vols, req.Root, req.Sizes, h.Clock.Now())}, nil
 			})
 		}
 		a, err := look(true)
@@ -378,43 +381,13 @@ func serveVolumes(h *handler) {
 		if err != nil {
 			return err
 		}
-		if err := h.recordSizes(r.Context(), a.changed); err != nil {
-			return err
+		if a.report != nil {
+			if err := h.Backend.Apply(r.Context(), a.report); err != nil {
+				return err
+			}
 		}
 		return reply(w, http.StatusOK, a.ans)
 	})
-}
-
-// recordSizes writes the volumes whose size changed, in one step when it
-// can; a volume deleted meanwhile is skipped.
-func (h *handler) recordSizes(ctx context.Context, vols []*types.Volume) error {
-	if len(vols) == 0 {
-		return nil
-	}
-	if len(vols) > 1 {
-		b := &fsm.Batch{}
-		for _, v := range vols {
-			b.Commands = append(b.Commands, &fsm.UpdateVolume{Volume: v})
-		}
-		if err := h.Backend.Apply(ctx, b); err == nil {
-			return nil
-		} else if !sizeRefused(err) {
-			return err
-		}
-	}
-	for _, v := range vols {
-		if err := h.Backend.Apply(ctx, &fsm.UpdateVolume{Volume: v}); err != nil && !sizeRefused(err) {
-			return err
-		}
-	}
-	return nil
-}
-
-// sizeRefused reports whether err is the state machine's refusal of a size
-// write (the volume was deleted, or changed, since it was read): the next
-// report writes the size again.
-func sizeRefused(err error) bool {
-	return errors.Is(err, state.ErrNotFound) || errors.Is(err, fsm.ErrConflict) || errors.Is(err, types.ErrInvalid)
 }
 
 // inUseError refuses to delete a volume services mount, naming them and

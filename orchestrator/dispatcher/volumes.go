@@ -1,11 +1,13 @@
 package dispatcher
 
 import (
+	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/warren-orchestrator/warren/orchestrator/agent"
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 )
 
@@ -34,25 +36,38 @@ func NodeVolumes(nodeID string, vols []*types.Volume, held []string) (pinned []a
 	return pinned, slices.Compact(gone)
 }
 
-// VolumeSizes returns the records to write for nodeID's size report (bytes
-// by volume ID), with Size and SizeAt (now) set: only volumes pinned to
-// that node whose size changed or was never recorded, in ID order, so that
-// an idle cluster writes nothing. Reports of other volumes, and negative
-// sizes, are ignored. vols are not changed.
-func VolumeSizes(nodeID string, vols []*types.Volume, sizes map[string]int64, now time.Time) []*types.Volume {
-	var out []*types.Volume
-	for _, v := range vols {
-		size, ok := sizes[v.ID]
-		if !ok || size < 0 || v.NodeID != nodeID || nodeID == "" {
-			continue
-		}
-		if size == v.Size && !v.SizeAt.IsZero() {
-			continue
-		}
-		c := types.Clone(v)
-		c.Size, c.SizeAt = size, now
-		out = append(out, c)
+// VolumeReport is the command that records nodeID's report of its
+// volumes: root, the directory its volumes live under (empty if it did not
+// say), and the bytes each holds by volume ID, measured at now. It carries
+// only what changed (a size never recorded, or different; a directory that
+// is not root/NAME), for volumes pinned to that node, in ID order, and is
+// nil when nothing did, so that an idle cluster writes nothing. Reports of
+// other volumes, and negative sizes, are ignored.
+func VolumeReport(nodeID string, vols []*types.Volume, root string, sizes map[string]int64, now time.Time) *fsm.ReportVolumes {
+	if nodeID == "" {
+		return nil
 	}
-	slices.SortFunc(out, func(x, y *types.Volume) int { return strings.Compare(x.ID, y.ID) })
-	return out
+	var out []fsm.VolumeReport
+	for _, v := range vols {
+		if v.NodeID != nodeID {
+			continue
+		}
+		r := fsm.VolumeReport{ID: v.ID}
+		if root != "" && path.IsAbs(root) {
+			if p := path.Join(root, v.Name); p != v.MountPath {
+				r.MountPath = p
+			}
+		}
+		if size, ok := sizes[v.ID]; ok && size >= 0 && (size != v.Size || v.SizeAt.IsZero()) {
+			r.Size, r.SizeAt = size, now
+		}
+		if r.MountPath != "" || !r.SizeAt.IsZero() {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	slices.SortFunc(out, func(x, y fsm.VolumeReport) int { return strings.Compare(x.ID, y.ID) })
+	return &fsm.ReportVolumes{NodeID: nodeID, Volumes: out}
 }

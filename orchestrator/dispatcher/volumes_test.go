@@ -8,6 +8,7 @@ import (
 
 	"github.com/warren-orchestrator/warren/orchestrator/agent"
 	"github.com/warren-orchestrator/warren/orchestrator/dispatcher"
+	"github.com/warren-orchestrator/warren/orchestrator/fsm"
 	"github.com/warren-orchestrator/warren/orchestrator/types"
 	"github.com/warren-orchestrator/warren/orchestrator/types/typestest"
 )
@@ -29,13 +30,20 @@ var _ = Describe("Volume reports", func() {
 
 	DescribeTable("write only the sizes of the node's volumes that changed",
 		func(sizes map[string]int64, want map[string]int64) {
-			got := dispatcher.VolumeSizes("node-1", vols, sizes, now)
+			got := dispatcher.VolumeReport("node-1", vols, "", sizes, now)
 			written := map[string]int64{}
-			for _, v := range got {
-				Expect(v.SizeAt).To(Equal(now))
-				written[v.ID] = v.Size
+			if got != nil {
+				Expect(got.NodeID).To(Equal("node-1"))
+				for _, r := range got.Volumes {
+					Expect(r.SizeAt).To(Equal(now))
+					Expect(r.MountPath).To(BeEmpty())
+					written[r.ID] = r.Size
+				}
 			}
 			Expect(written).To(Equal(want))
+			if len(want) == 0 {
+				Expect(got).To(BeNil(), "no command at all")
+			}
 		},
 		Entry("a first measurement, even of an empty volume", map[string]int64{"vol-1": 0}, map[string]int64{"vol-1": 0}),
 		Entry("a size that changed", map[string]int64{"vol-2": 700}, map[string]int64{"vol-2": 700}),
@@ -45,11 +53,23 @@ var _ = Describe("Volume reports", func() {
 		Entry("a negative size", map[string]int64{"vol-1": -1}, map[string]int64{}),
 	)
 
+	It("records the node's own directory as the mount point, once", func() {
+		got := dispatcher.VolumeReport("node-1", vols, "/srv/warren/volumes", nil, now)
+		Expect(got.Volumes).To(Equal([]fsm.VolumeReport{
+			{ID: "vol-1", MountPath: "/srv/warren/volumes/db-data"},
+			{ID: "vol-2", MountPath: "/srv/warren/volumes/logs"},
+		}))
+		vols[0].MountPath, vols[1].MountPath = "/srv/warren/volumes/db-data", "/srv/warren/volumes/logs"
+		Expect(dispatcher.VolumeReport("node-1", vols, "/srv/warren/volumes", nil, now)).To(BeNil())
+		Expect(dispatcher.VolumeReport("node-1", vols, "relative/dir", nil, now)).To(BeNil(), "a root that is not absolute is ignored")
+	})
+
 	It("does not change the records it is given", func() {
-		got := dispatcher.VolumeSizes("node-1", vols, map[string]int64{"vol-1": 42}, now)
-		Expect(got).To(HaveLen(1))
+		got := dispatcher.VolumeReport("node-1", vols, "/srv", map[string]int64{"vol-1": 42}, now)
+		Expect(got.Volumes).To(HaveLen(2))
 		Expect(vols[0].Size).To(BeZero())
 		Expect(vols[0].SizeAt.IsZero()).To(BeTrue())
+		Expect(vols[0].MountPath).NotTo(HavePrefix("/srv/"))
 	})
 
 	It("lists the volumes pinned to the node, and which of those it holds are gone", func() {

@@ -89,6 +89,8 @@ func ApplyTx(tx state.Tx, c Command) error {
 		return setCluster(tx, c)
 	case *DeleteNode:
 		return deleteNode(tx, c.ID)
+	case *ReportVolumes:
+		return reportVolumes(tx, c)
 	case *Batch:
 		for i, sub := range c.Commands {
 			if _, nested := sub.(*Batch); nested {
@@ -254,6 +256,31 @@ func deleteVolume(tx state.Tx, id string, force bool) error {
 		}
 	}
 	return tx.DeleteVolume(id)
+}
+
+func reportVolumes(tx state.Tx, c *ReportVolumes) error {
+	for _, r := range c.Volumes {
+		v, err := tx.GetVolume(r.ID)
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if v.NodeID != c.NodeID || c.NodeID == "" {
+			continue
+		}
+		if r.MountPath != "" {
+			v.MountPath = r.MountPath
+		}
+		if !r.SizeAt.IsZero() {
+			v.Size, v.SizeAt = r.Size, r.SizeAt
+		}
+		if err := tx.UpdateVolume(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stopUsers scales the replicated services for which uses holds to 0

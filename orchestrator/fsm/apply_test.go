@@ -2,6 +2,7 @@ package fsm_test
 
 import (
 	"errors"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -148,6 +149,31 @@ var _ = Describe("Apply", func() {
 			must(&fsm.DeleteSecret{ID: "sec-1", Force: true})
 			Expect(s.GetSecret("sec-1")).Error().To(MatchError(state.ErrNotFound))
 			Expect(s.GetService("svc-1")).To(HaveField("Secrets", []string{"sec-2"}))
+		})
+	})
+
+	When("a node reports its volumes", func() {
+		It("records their directory and size, and nothing else of them; another node's or a deleted one is skipped", func() {
+			mine, theirs := typestest.Volume("vol-1", "db-data", "node-1"), typestest.Volume("vol-2", "logs", "node-2")
+			mine.Labels = map[string]string{"env": "prod"}
+			must(&fsm.CreateVolume{Volume: mine}, &fsm.CreateVolume{Volume: theirs})
+			at := typestest.Epoch.Add(time.Minute)
+			must(&fsm.ReportVolumes{NodeID: "node-1", Volumes: []fsm.VolumeReport{
+				{ID: "vol-1", MountPath: "/srv/volumes/db-data", Size: 42, SizeAt: at},
+				{ID: "vol-2", Size: 7, SizeAt: at},
+				{ID: "vol-9", Size: 1, SizeAt: at},
+			}})
+			v, err := s.GetVolume("vol-1")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(v.MountPath).To(Equal("/srv/volumes/db-data"))
+			Expect(v.Size).To(BeEquivalentTo(42))
+			Expect(v.SizeAt).To(BeTemporally("==", at))
+			Expect(v.Labels).To(Equal(map[string]string{"env": "prod"}))
+			Expect(s.GetVolume("vol-2")).To(HaveField("Size", BeZero()))
+
+			must(&fsm.ReportVolumes{NodeID: "node-1", Volumes: []fsm.VolumeReport{{ID: "vol-1", Size: 50, SizeAt: at.Add(time.Second)}}})
+			Expect(s.GetVolume("vol-1")).To(HaveField("MountPath", "/srv/volumes/db-data"), "an empty path leaves it")
+			Expect(errors.Is(apply(&fsm.ReportVolumes{NodeID: "node-1", Volumes: []fsm.VolumeReport{{ID: "vol-1", MountPath: "relative"}}}), types.ErrInvalid)).To(BeTrue())
 		})
 	})
 

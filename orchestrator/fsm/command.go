@@ -38,6 +38,7 @@ const (
 	KindSetCluster
 	KindDeleteNode
 	KindBatch
+	KindReportVolumes
 )
 
 // kinds registers each command type under its kind: its name for messages
@@ -66,6 +67,7 @@ var kinds = map[Kind]struct {
 	KindSetCluster:    {"SetCluster", func() Command { return &SetCluster{} }},
 	KindDeleteNode:    {"DeleteNode", func() Command { return &DeleteNode{} }},
 	KindBatch:         {"Batch", func() Command { return &Batch{} }},
+	KindReportVolumes: {"ReportVolumes", func() Command { return &ReportVolumes{} }},
 }
 
 func (k Kind) String() string {
@@ -125,6 +127,25 @@ type UpdateSecret struct {
 type DeleteSecret struct {
 	ID    string
 	Force bool `json:",omitempty"`
+}
+
+// VolumeReport is what a node found of one of its volumes.
+type VolumeReport struct {
+	ID string
+	// MountPath is the volume's directory on the node; empty: unchanged.
+	MountPath string `json:",omitempty"`
+	// Size is the bytes it holds, measured at SizeAt; a zero SizeAt
+	// leaves the size as it was.
+	Size   int64     `json:",omitempty"`
+	SizeAt time.Time `json:",omitzero"`
+}
+
+// ReportVolumes records what a node reports of the local volumes pinned to
+// it: their directory and size, and nothing else of the records. A volume
+// deleted, or not on that node, is skipped.
+type ReportVolumes struct {
+	NodeID  string
+	Volumes []VolumeReport
 }
 
 // Batch applies its commands in order, in one transaction: all of them or,
@@ -191,6 +212,9 @@ type DeleteNode struct{ ID string }
 
 // Kind implements Command.
 func (*Batch) Kind() Kind { return KindBatch }
+
+// Kind implements Command.
+func (*ReportVolumes) Kind() Kind { return KindReportVolumes }
 
 // batchEntry is how a Batch's command is written inside it: its kind,
 // then the command as JSON.

@@ -44,13 +44,16 @@ func everyCommand() []fsm.Command {
 			&fsm.CreateVolume{Volume: typestest.Volume("vol-1", "data", "")},
 			&fsm.DeleteSecret{ID: "sec-1", Force: true},
 		}},
+		&fsm.ReportVolumes{NodeID: "node-1", Volumes: []fsm.VolumeReport{
+			{ID: "vol-1", MountPath: "/srv/volumes/data", Size: 42, SizeAt: at}, {ID: "vol-2", Size: 7, SizeAt: at},
+		}},
 	}
 }
 
 var _ = Describe("Encode and Decode", func() {
 	It("round-trip every kind of command", func() {
 		cmds := everyCommand()
-		Expect(cmds).To(HaveLen(int(fsm.KindBatch)))
+		Expect(cmds).To(HaveLen(int(fsm.KindReportVolumes)))
 		for i, c := range cmds {
 			Expect(c.Kind()).To(Equal(fsm.Kind(i+1)), "%T", c)
 			b, err := fsm.Encode(c)
@@ -80,6 +83,7 @@ var _ = Describe("Encode and Decode", func() {
 		Expect(fsm.KindSetCluster).To(BeEquivalentTo(18))
 		Expect(fsm.KindDeleteNode).To(BeEquivalentTo(19))
 		Expect(fsm.KindBatch).To(BeEquivalentTo(20))
+		Expect(fsm.KindReportVolumes).To(BeEquivalentTo(21))
 	})
 
 	It("refuse a batch inside a batch", func() {

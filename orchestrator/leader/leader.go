@@ -76,7 +76,7 @@ func affectsTasks(c fsm.Command) bool {
 		// outdated.
 		d, ok := c.(*fsm.DeleteSecret)
 		return ok && d.Force
-	case fsm.KindCreateSecret, fsm.KindUpdateSecret,
+	case fsm.KindReportVolumes, fsm.KindCreateSecret, fsm.KindUpdateSecret,
 		fsm.KindCreateNetwork, fsm.KindUpdateNetwork, fsm.KindDeleteNetwork,
 		fsm.KindSetCluster:
 		return false

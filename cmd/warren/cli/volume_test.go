@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -51,7 +52,7 @@ var _ = Describe("volume", Label("integ"), func() {
 		Expect(out).To(MatchRegexp(`^Name: app-data
 ID: \S{20}
 Driver: local
-Mount Point: /var/lib/warren/volumes/app-data
+Mount Point: ` + regexp.QuoteMeta(vol) + `
 Node: worker-1
 Size: 1\.2 KB
 Used By: -
