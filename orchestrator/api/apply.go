@@ -613,37 +613,20 @@ func readApplyState(rd state.Reader, items []*applyItem) (*applyState, error) {
 	return st, err
 }
 
-// resolveNode finds the node a volume names by ID, else by hostname.
+// resolveNode finds the node a volume names by ID, else by hostname
+// (findNode); a key that names no single node is a problem of the
+// document, noted in st.nodeErr.
 func resolveNode(rd state.Reader, key string, st *applyState) error {
-	n, err := rd.GetNode(key)
-	if err == nil {
+	n, err := findNode(rd, key)
+	switch {
+	case err == nil:
 		st.nodes[key] = n
-		return nil
-	}
-	if !errors.Is(err, state.ErrNotFound) {
-		return err
-	}
-	all, err := rd.ListNodes()
-	if err != nil {
-		return err
-	}
-	var found []*types.Node
-	for _, n := range all {
-		if n.Hostname == key {
-			found = append(found, n)
-		}
-	}
-	switch len(found) {
-	case 0:
+	case errors.Is(err, state.ErrNotFound):
 		st.nodeErr[key] = fmt.Sprintf("%q is not a node: give a node's ID or hostname (warren node ls)", key)
-	case 1:
-		st.nodes[key] = found[0]
+	case errors.Is(err, ErrBadRequest):
+		st.nodeErr[key] = strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": ")
 	default:
-		ids := make([]string, len(found))
-		for i, n := range found {
-			ids[i] = n.ID
-		}
-		st.nodeErr[key] = fmt.Sprintf("%q is the hostname of nodes %s: name the node by its ID", key, strings.Join(ids, ", "))
+		return err
 	}
 	return nil
 }

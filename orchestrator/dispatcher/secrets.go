@@ -36,18 +36,30 @@ func WithSecrets(r state.Reader, as []agent.Assignment, open Opener) ([]agent.As
 		return as, nil
 	}
 	out := slices.Clone(as)
+	// Each record once per answer: tasks of a service share their secrets,
+	// and a record holds every version kept, sealed. Each task still gets
+	// its own plaintext copy.
+	records := map[string]*types.Secret{} // nil: deleted
 	for i, a := range out {
 		if !needsSecrets(a) {
 			continue
 		}
 		values := map[string][]byte{}
 		for _, id := range a.Task.Secrets {
-			s, err := r.GetSecret(id)
-			if errors.Is(err, state.ErrNotFound) {
-				continue // deleted with --force: the task runs on without it
+			s, seen := records[id]
+			if !seen {
+				var err error
+				s, err = r.GetSecret(id)
+				if errors.Is(err, state.ErrNotFound) {
+					s, err = nil, nil
+				}
+				if err != nil {
+					return nil, err
+				}
+				records[id] = s
 			}
-			if err != nil {
-				return nil, err
+			if s == nil {
+				continue // deleted with --force: the task runs on without it
 			}
 			v := a.Task.SecretVersionOf(s.ID)
 			sealed, ok := s.VersionData(v)

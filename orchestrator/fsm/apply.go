@@ -398,7 +398,7 @@ func dropUnused(s *types.Secret, used map[int]bool) *types.Secret {
 
 // pruneSecrets drops the older versions of the secrets the tasks of a plan
 // use that no task meant to run still uses.
-func pruneSecrets(tx state.Tx, tasks []*types.Container) error {
+func pruneSecrets(tx state.Tx, secrets *planSecrets, tasks []*types.Container) error {
 	ids := map[string]bool{}
 	for _, t := range tasks {
 		for _, id := range t.Secrets {
@@ -407,14 +407,11 @@ func pruneSecrets(tx state.Tx, tasks []*types.Container) error {
 	}
 	var old []*types.Secret
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
-		s, err := tx.GetSecret(id)
-		if errors.Is(err, state.ErrNotFound) {
-			continue
-		}
+		s, err := secrets.get(id)
 		if err != nil {
 			return err
 		}
-		if len(s.Previous) > 0 {
+		if s != nil && len(s.Previous) > 0 {
 			old = append(old, s)
 		}
 	}
@@ -526,18 +523,43 @@ func planTasks(tx state.Tx, p *PlanTasks) error {
 			return err
 		}
 	}
+	secrets := &planSecrets{tx: tx, got: map[string]*types.Secret{}}
 	for _, t := range p.Upsert {
 		if err := checkPlacement(tx, t); err != nil {
 			return err
 		}
-		if err := keepSecretVersions(tx, t); err != nil {
+		if err := keepSecretVersions(tx, secrets, t); err != nil {
 			return err
 		}
 		if err := tx.UpdateContainer(t); err != nil {
 			return err
 		}
 	}
-	return pruneSecrets(tx, p.Upsert)
+	return pruneSecrets(tx, secrets, p.Upsert)
+}
+
+// planSecrets reads each secret a plan's tasks use once: a record holds
+// its sealed values (up to 1 MiB each, older versions too), and a plan's
+// tasks often share their secrets.
+type planSecrets struct {
+	tx  state.Tx
+	got map[string]*types.Secret // nil: deleted
+}
+
+// get returns secret id, or nil if it was deleted.
+func (p *planSecrets) get(id string) (*types.Secret, error) {
+	if s, ok := p.got[id]; ok {
+		return s, nil
+	}
+	s, err := p.tx.GetSecret(id)
+	if errors.Is(err, state.ErrNotFound) {
+		s, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.got[id] = s
+	return s, nil
 }
 
 // keepSecretVersions gives a task of a plan that is new, and made with a
@@ -545,7 +567,7 @@ func planTasks(tx state.Tx, p *PlanTasks) error {
 // committed between the plan's snapshot and its commit, when no other
 // task used the old version), the secret's current version: it has not
 // started, and a version that is gone cannot be delivered.
-func keepSecretVersions(tx state.Tx, t *types.Container) error {
+func keepSecretVersions(tx state.Tx, secrets *planSecrets, t *types.Container) error {
 	if len(t.Secrets) == 0 || t.DesiredState != types.ContainerRunning {
 		return nil
 	}
@@ -553,12 +575,12 @@ func keepSecretVersions(tx state.Tx, t *types.Container) error {
 		return err
 	}
 	for _, id := range t.Secrets {
-		s, err := tx.GetSecret(id)
-		if errors.Is(err, state.ErrNotFound) {
-			continue
-		}
+		s, err := secrets.get(id)
 		if err != nil {
 			return err
+		}
+		if s == nil {
+			continue
 		}
 		if _, ok := s.VersionData(t.SecretVersionOf(id)); ok {
 			continue

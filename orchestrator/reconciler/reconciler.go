@@ -12,6 +12,7 @@
 package reconciler
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -649,13 +650,23 @@ func Snapshot(r state.Reader) (Cluster, error) {
 	if c.Volumes, err = r.ListVolumes(); err != nil {
 		return c, err
 	}
-	secrets, err := r.ListSecrets()
-	if err != nil {
-		return c, err
-	}
+	// Only the secrets services use: a record holds its sealed values (up
+	// to 1 MiB each, older versions too), not worth decoding for nothing.
 	c.SecretVersions = map[string]int{}
-	for _, s := range secrets {
-		c.SecretVersions[s.ID] = s.CurrentVersion()
+	for _, svc := range c.Services {
+		for _, id := range svc.Secrets {
+			if _, done := c.SecretVersions[id]; done {
+				continue
+			}
+			s, err := r.GetSecret(id)
+			if errors.Is(err, state.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return c, err
+			}
+			c.SecretVersions[id] = s.CurrentVersion()
+		}
 	}
 	return c, nil
 }
