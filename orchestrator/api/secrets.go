@@ -58,6 +58,19 @@ func secretInfo(s *types.Secret, svcs []*types.Service) *SecretInfo {
 	return info
 }
 
+// describeSecret is what the API tells of the secret with ID or name key.
+func describeSecret(rd state.Reader, key string) (*SecretInfo, error) {
+	s, err := findSecret(rd, key)
+	if err != nil {
+		return nil, err
+	}
+	svcs, err := rd.ListServices()
+	if err != nil {
+		return nil, err
+	}
+	return secretInfo(s, svcs), nil
+}
+
 // findSecret finds a secret by ID, else by name.
 func findSecret(rd state.Reader, key string) (*types.Secret, error) {
 	s, err := rd.GetSecret(key)
@@ -97,17 +110,7 @@ func serveSecrets(h *handler) {
 	})
 
 	h.handle("GET "+one, h.admin, func(w http.ResponseWriter, r *http.Request) error {
-		info, err := read(h, r, func(rd state.Reader) (*SecretInfo, error) {
-			s, err := findSecret(rd, r.PathValue("key"))
-			if err != nil {
-				return nil, err
-			}
-			svcs, err := rd.ListServices()
-			if err != nil {
-				return nil, err
-			}
-			return secretInfo(s, svcs), nil
-		})
+		info, err := read(h, r, func(rd state.Reader) (*SecretInfo, error) { return describeSecret(rd, r.PathValue("key")) })
 		if err != nil {
 			return err
 		}
@@ -163,14 +166,7 @@ func serveSecrets(h *handler) {
 			return err
 		}
 		// As stored: the store dropped the versions no task uses.
-		info, err := view(r.Context(), h.Backend, false, func(rd state.Reader) (*SecretInfo, error) {
-			s, err := rd.GetSecret(old.ID)
-			if err != nil {
-				return nil, err
-			}
-			svcs, err := rd.ListServices()
-			return secretInfo(s, svcs), err
-		})
+		info, err := view(r.Context(), h.Backend, false, func(rd state.Reader) (*SecretInfo, error) { return describeSecret(rd, old.ID) })
 		if err != nil {
 			return err
 		}
